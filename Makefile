@@ -1,0 +1,46 @@
+# kubecc: build the four peer hooks and the CLI into bin/.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+HOOKS   := detect build release run
+
+.PHONY: all hooks cli test unit e2e e2e-up e2e-down demo bench lint clean
+
+all: hooks cli
+
+hooks:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))
+
+cli:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kubecc ./cmd/kubecc
+
+unit:
+	$(GO) vet ./...
+	$(GO) test ./...
+
+# The README's test command: unit tests, then the e2e suite on the real harness.
+test: all unit e2e
+
+e2e: all
+	bash e2e/run-e2e.sh
+
+e2e-up: all
+	bash e2e/up.sh
+
+e2e-down:
+	bash e2e/down.sh
+
+demo: all
+	bash e2e/demo.sh
+
+bench: all
+	bash e2e/bench.sh
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,40 @@
+# Shared settings for the e2e harness scripts. Source it; it defines no side effects.
+# shellcheck shell=bash
+
+# Where binaries built from the module proxy are cached across runs (keyed by version).
+KUBECC_CACHE="${KUBECC_CACHE:-$HOME/.cache/kubecc}"
+# Where a running harness keeps its state, sockets and logs. Short on purpose: unix socket
+# paths are limited to 108 bytes.
+KUBECC_E2E_ROOT="${KUBECC_E2E_ROOT:-/tmp/kubecc-e2e}"
+KUBECC_E2E_LOGS="$KUBECC_E2E_ROOT/logs"
+
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+FABRIC_MODULE_VERSION="v1.4.0-rc1.0.20250510200036-435a7f1a780a" # = Fabric v3.1.1
+FABRIC_VERSION="3.1.1"
+
+REGISTRY_ADDR="127.0.0.1:5000"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# The machine's first non-loopback IPv4 address: pods reach the host there, and the
+# kubelet refuses a loopback node IP.
+node_ip() {
+	local ip
+	ip=$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n1)
+	[ -n "$ip" ] || ip=$(hostname -I 2>/dev/null | awk '{print $1}')
+	echo "$ip"
+}
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds.
+wait_for() {
+	local secs=$1 what=$2; shift 2
+	local end=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$end" ] || die "timed out after ${secs}s waiting for $what"
+		sleep 0.2
+	done
+}

@@ -1,0 +1,111 @@
+package image
+
+import (
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// BinaryPath is where the chaincode binary lives in images kubecc builds.
+const BinaryPath = "/usr/local/bin/chaincode"
+
+// User is the non-root user images kubecc builds run as (numeric, so that the
+// kubelet can enforce runAsNonRoot without reading /etc/passwd).
+const User = "10001:10001"
+
+// Label keys on every image kubecc builds.
+const (
+	LabelPrefix      = "org.hyperledger.fabric.chaincode."
+	LabelLabel       = LabelPrefix + "label"
+	LabelPackageID   = LabelPrefix + "package-id"
+	LabelType        = LabelPrefix + "type"
+	LabelContentHash = LabelPrefix + "content-hash"
+	LabelBuilder     = LabelPrefix + "builder"
+)
+
+// Base is kubecc's built-in minimal base: no shell and no libc (the chaincode is a
+// static binary), just the files a non-root process expects: /etc/passwd, /etc/group
+// and a world-writable /tmp.
+func Base(arch string) (v1.Image, error) {
+	layer, err := Layer([]Entry{
+		{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/sbin/nologin\nchaincode:x:10001:10001:chaincode:/tmp:/sbin/nologin\n")},
+		{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nchaincode:x:10001:\n")},
+		{Path: "/tmp", Dir: true, Mode: 0o1777},
+	}, time.Unix(0, 0).UTC())
+	if err != nil {
+		return nil, fmt.Errorf("base layer: %w", err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{CreatedBy: "kubecc: minimal base", Created: v1.Time{Time: time.Unix(0, 0).UTC()}}})
+	if err != nil {
+		return nil, fmt.Errorf("base image: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS = "linux"
+	cf.Architecture = arch
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cf.Config.User = User
+	cf.Config.WorkingDir = "/tmp"
+	return mutate.ConfigFile(img, cf)
+}
+
+// Spec says what goes on top of the base.
+type Spec struct {
+	Binary      []byte
+	Labels      map[string]string
+	Annotations map[string]string
+	Created     time.Time
+	Arch        string
+}
+
+// Assemble puts the chaincode binary on base as one layer and sets the entrypoint,
+// a non-root user, labels and OCI annotations. The result depends only on its inputs.
+func Assemble(base v1.Image, spec Spec) (v1.Image, error) {
+	created := spec.Created.UTC()
+	layer, err := Layer([]Entry{{Path: BinaryPath, Mode: 0o755, Data: spec.Binary}}, created)
+	if err != nil {
+		return nil, fmt.Errorf("binary layer: %w", err)
+	}
+	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, MediaType: types.OCILayer, History: v1.History{CreatedBy: "kubecc: chaincode binary", Created: v1.Time{Time: created}}})
+	if err != nil {
+		return nil, fmt.Errorf("append binary layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: created}
+	cf.OS = "linux"
+	if spec.Arch != "" {
+		cf.Architecture = spec.Arch
+	}
+	cf.Config.Entrypoint = []string{BinaryPath}
+	cf.Config.Cmd = nil
+	if u := cf.Config.User; u == "" || u == "root" || u == "0" || u == "0:0" {
+		cf.Config.User = User
+	}
+	if cf.Config.Labels == nil {
+		cf.Config.Labels = map[string]string{}
+	}
+	for k, v := range spec.Labels {
+		cf.Config.Labels[k] = v
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(spec.Annotations) > 0 {
+		img = mutate.Annotations(img, spec.Annotations).(v1.Image)
+	}
+	return img, nil
+}

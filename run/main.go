@@ -1,0 +1,50 @@
+// Command run is the peer's run hook: it starts the chaincode in Kubernetes and lives
+// exactly as long as it does. On SIGTERM it deletes what it created and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/hook"
+	"github.com/kubecc/kubecc/pkg/launch"
+)
+
+func main() {
+	hook.Main("run", os.Args[1:], "BUILD_OUTPUT_DIR RUN_METADATA_DIR", func(ctx context.Context, args []string) error {
+		bld, runDir := args[0], args[1]
+		cfg, err := config.FromEnv()
+		if err != nil {
+			return err
+		}
+		rc, err := chaincode.ReadRunConfig(runDir)
+		if err != nil {
+			return err
+		}
+		img, err := chaincode.ReadImageRef(bld + "/" + chaincode.ImageFile)
+		if err != nil {
+			return err
+		}
+		info, err := chaincode.ReadBuildInfo(bld)
+		if err != nil {
+			return err
+		}
+		kube, err := launch.Client(cfg)
+		if err != nil {
+			return err
+		}
+		l := &launch.Launcher{Kube: kube, Params: &launch.Params{Config: cfg, Image: img, Info: info, Run: rc}, Log: os.Stderr}
+		err = l.Run(ctx)
+		var exit *launch.ExitError
+		if errors.As(err, &exit) {
+			if exit.Code == 0 {
+				return nil
+			}
+			return &hook.ExitError{Code: exit.Code, Err: err}
+		}
+		return err
+	})
+}
