@@ -1,0 +1,146 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func assemble(t *testing.T, binary string, created time.Time) v1.Image {
+	t.Helper()
+	base, err := Base("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Assemble(base, Spec{Binary: []byte(binary), Labels: map[string]string{LabelLabel: "cc"}, Annotations: map[string]string{"org.opencontainers.image.title": "cc"}, Created: created, Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestAssembleIsReproducible(t *testing.T) {
+	a := assemble(t, "binary", time.Unix(0, 0))
+	b := assemble(t, "binary", time.Unix(0, 0))
+	c := assemble(t, "binary2", time.Unix(0, 0))
+	d := assemble(t, "binary", time.Unix(100, 0))
+	da, _ := a.Digest()
+	db, _ := b.Digest()
+	dc, _ := c.Digest()
+	dd, _ := d.Digest()
+	if da != db {
+		t.Fatalf("same inputs, digests %s and %s", da, db)
+	}
+	if da == dc || da == dd {
+		t.Fatal("different binary or date, same digest")
+	}
+}
+
+func TestAssembledImageConfigAndLayers(t *testing.T) {
+	img := assemble(t, "\x7fELF-binary", time.Unix(0, 0))
+	mt, _ := img.MediaType()
+	if mt != types.OCIManifestSchema1 {
+		t.Errorf("manifest media type %s", mt)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cf.Config.Entrypoint, " "); got != BinaryPath {
+		t.Errorf("entrypoint %q", got)
+	}
+	if cf.Config.User != User || cf.OS != "linux" || cf.Architecture != "amd64" {
+		t.Errorf("user %q os %q arch %q", cf.Config.User, cf.OS, cf.Architecture)
+	}
+	if cf.Config.Labels[LabelLabel] != "cc" {
+		t.Errorf("labels %v", cf.Config.Labels)
+	}
+	m, _ := img.Manifest()
+	if m.Annotations["org.opencontainers.image.title"] != "cc" {
+		t.Errorf("annotations %v", m.Annotations)
+	}
+	layers, _ := img.Layers()
+	if len(layers) != 2 {
+		t.Fatalf("%d layers, want base + binary", len(layers))
+	}
+	files := map[string]*tar.Header{}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[h.Name] = h
+		}
+		_ = rc.Close()
+	}
+	bin := files[strings.TrimPrefix(BinaryPath, "/")]
+	if bin == nil || bin.Mode != 0o755 || !bin.ModTime.Equal(time.Unix(0, 0)) || bin.Uid != 0 {
+		t.Fatalf("binary entry %+v", bin)
+	}
+	if tmp := files["tmp/"]; tmp == nil || tmp.Mode&0o1777 != 0o1777 {
+		t.Fatalf("/tmp entry %+v", tmp)
+	}
+	for _, parent := range []string{"usr/", "usr/local/", "usr/local/bin/"} {
+		if files[parent] == nil {
+			t.Errorf("missing parent directory %s", parent)
+		}
+	}
+}
+
+func TestPushHeadResolveAgainstLoopbackRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r := &Registry{Insecure: func(h string) bool { return h == host }}
+	ctx := context.Background()
+	img := assemble(t, "binary", time.Unix(0, 0))
+	ref := host + "/kubecc/cc:v1"
+
+	if desc, err := r.Head(ctx, ref); err != nil || desc != nil {
+		t.Fatalf("head before push: %v %v", desc, err)
+	}
+	digest, err := r.Push(ctx, ref, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	if digest != want {
+		t.Fatalf("pushed digest %s, image digest %s", digest, want)
+	}
+	desc, err := r.Head(ctx, ref)
+	if err != nil || desc == nil || desc.Digest != want {
+		t.Fatalf("head after push: %v %v", desc, err)
+	}
+	repo, d, err := r.Resolve(ctx, ref)
+	if err != nil || repo != host+"/kubecc/cc" || d != want.String() {
+		t.Fatalf("resolve tag: %s %s %v", repo, d, err)
+	}
+	if _, _, err := r.Resolve(ctx, host+"/kubecc/cc@sha256:"+strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("resolve missing digest: %v", err)
+	}
+	pulled, err := r.Image(ctx, repo+"@"+d, v1.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pd, _ := pulled.Digest(); pd != want {
+		t.Fatalf("pulled digest %s", pd)
+	}
+}

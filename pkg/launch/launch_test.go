@@ -1,0 +1,231 @@
+package launch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/config"
+)
+
+func params(t *testing.T, tls bool) *Params {
+	t.Helper()
+	cfg, err := config.Load(t.TempDir(), func(k string) (string, bool) {
+		if k == "KUBECC_NAMESPACE" {
+			return "cc", true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &chaincode.RunConfig{ChaincodeID: "My_CC+1.0:" + strings.Repeat("ab", 32), PeerAddress: "peer0:7052", MSPID: "Org1MSP"}
+	if tls {
+		rc.ClientCert, rc.ClientKey, rc.RootCert = "CERT", "SECRET-KEY", "ROOT"
+	}
+	return &Params{Config: cfg, Run: rc, PeerID: "host/peer0:7052",
+		Image: chaincode.ImageRef{Name: "reg/cc", Digest: "sha256:" + strings.Repeat("cd", 32)},
+		Info:  chaincode.BuildInfo{PeerAddressArg: true}}
+}
+
+func TestPodSpecIsHardenedAndKeepsKeysOutOfEnv(t *testing.T) {
+	p := params(t, true)
+	name := p.NewName()
+	if len(name) > 63 || !strings.HasPrefix(name, "cc-my-cc-1-0-") {
+		t.Fatalf("name %q", name)
+	}
+	sec := p.Secret(name)
+	if sec == nil || string(sec.Data["client.key"]) != "SECRET-KEY" || string(sec.Data["client.key.b64"]) != "U0VDUkVULUtFWQ==" {
+		t.Fatalf("secret %+v", sec)
+	}
+	pod := p.Pod(name, name)
+	c := pod.Spec.Containers[0]
+	if c.Image != "reg/cc@sha256:"+strings.Repeat("cd", 32) {
+		t.Errorf("image %s", c.Image)
+	}
+	if len(c.Args) != 1 || c.Args[0] != "-peer.address=peer0:7052" {
+		t.Errorf("args %v", c.Args)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+		if strings.Contains(e.Value, "SECRET-KEY") || strings.Contains(e.Value, "CERT") && e.Name != "CORE_TLS_CLIENT_CERT_FILE" && e.Name != "CORE_TLS_CLIENT_CERT_PATH" && e.Name != "CORE_PEER_TLS_ROOTCERT_FILE" {
+			t.Errorf("TLS material in env %s", e.Name)
+		}
+	}
+	if env["CORE_PEER_TLS_ENABLED"] != "true" || env["CORE_TLS_CLIENT_KEY_PATH"] != TLSDir+"/client.key.b64" || env["CORE_CHAINCODE_ID_NAME"] != p.Run.ChaincodeID || env["CORE_PEER_LOCALMSPID"] != "Org1MSP" {
+		t.Errorf("env %v", env)
+	}
+	for k, v := range pod.Labels {
+		if strings.Contains(v, "SECRET") || len(v) > 63 {
+			t.Errorf("label %s=%s", k, v)
+		}
+	}
+	if pod.Labels[LabelManagedBy] != "kubecc" || pod.Labels[LabelChaincode] != "My_CC-1.0" || pod.Annotations[AnnotationPackageID] != p.Run.ChaincodeID {
+		t.Errorf("labels %v annotations %v", pod.Labels, pod.Annotations)
+	}
+	sc, psc := c.SecurityContext, pod.Spec.SecurityContext
+	if !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || sc.Capabilities.Drop[0] != "ALL" || !*psc.RunAsNonRoot || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Error("security context not hardened")
+	}
+	if *pod.Spec.AutomountServiceAccountToken || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Error("token mounted or restart policy wrong")
+	}
+}
+
+func TestTLSOff(t *testing.T) {
+	p := params(t, false)
+	if p.Secret("x") != nil {
+		t.Fatal("secret without TLS")
+	}
+	pod := p.Pod("x", "")
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Name == "CORE_PEER_TLS_ENABLED" && e.Value != "false" {
+			t.Fatal("TLS enabled")
+		}
+	}
+	if len(pod.Spec.Volumes) != 1 {
+		t.Fatalf("volumes %v", pod.Spec.Volumes)
+	}
+}
+
+func TestPeerAddressOverride(t *testing.T) {
+	p := params(t, false)
+	p.Config.PeerAddress = "10.1.2.3:7052"
+	pod := p.Pod("x", "")
+	if pod.Spec.Containers[0].Args[0] != "-peer.address=10.1.2.3:7052" {
+		t.Fatal(pod.Spec.Containers[0].Args)
+	}
+}
+
+// setStatus keeps writing a status onto the launch's pod until stop closes: the fake
+// clientset delivers only events after the watch is open.
+func setStatus(t *testing.T, kube *fake.Clientset, status corev1.PodStatus, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		pods, _ := kube.CoreV1().Pods("cc").List(context.Background(), metav1.ListOptions{})
+		for i := range pods.Items {
+			p := pods.Items[i]
+			p.Status = status
+			p.ResourceVersion = ""
+			_, _ = kube.CoreV1().Pods("cc").UpdateStatus(context.Background(), &p, metav1.UpdateOptions{})
+		}
+	}
+}
+
+func leftovers(t *testing.T, kube *fake.Clientset) int {
+	pods, _ := kube.CoreV1().Pods("cc").List(context.Background(), metav1.ListOptions{})
+	secs, _ := kube.CoreV1().Secrets("cc").List(context.Background(), metav1.ListOptions{})
+	return len(pods.Items) + len(secs.Items)
+}
+
+// newFake is a fake clientset that also implements DeleteCollection by label, which
+// client-go's object tracker does not.
+func newFake(objs ...runtime.Object) *fake.Clientset {
+	kube := fake.NewClientset(objs...)
+	kube.PrependReactor("delete-collection", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		// Reactors run under the fake's lock: use the tracker, not the clientset.
+		dc := a.(k8stesting.DeleteCollectionAction)
+		sel := dc.GetListRestrictions().Labels
+		gvr, ns := a.GetResource(), a.GetNamespace()
+		kinds := map[string]schema.GroupVersionKind{"pods": corev1.SchemeGroupVersion.WithKind("Pod"), "secrets": corev1.SchemeGroupVersion.WithKind("Secret")}
+		gvk, ok := kinds[gvr.Resource]
+		if !ok {
+			return true, nil, nil
+		}
+		obj, err := kube.Tracker().List(gvr, gvk, ns)
+		if err != nil {
+			return true, nil, err
+		}
+		items, _ := meta.ExtractList(obj)
+		for _, it := range items {
+			m, _ := meta.Accessor(it)
+			if sel.Matches(labels.Set(m.GetLabels())) {
+				_ = kube.Tracker().Delete(gvr, ns, m.GetName())
+			}
+		}
+		return true, nil, nil
+	})
+	return kube
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
+	p := params(t, true)
+	// A leftover of an earlier run of this peer and package.
+	old := p.Pod("cc-old", "")
+	kube := newFake(old)
+	stop := make(chan struct{})
+	defer close(stop)
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}, stop)
+	var log syncBuf
+	err := (&Launcher{Kube: kube, Params: p, Log: &log}).Run(context.Background())
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("run returned %v\n%s", err, log.String())
+	}
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind", n)
+	}
+	if strings.Contains(log.String(), "SECRET-KEY") {
+		t.Fatal("key in the log")
+	}
+}
+
+func TestRunFailsFastOnImagePullErrors(t *testing.T) {
+	p := params(t, true)
+	kube := newFake()
+	stop := make(chan struct{})
+	defer close(stop)
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}}}}}, stop)
+	err := (&Launcher{Kube: kube, Params: p, Log: &syncBuf{}}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "ErrImagePull: manifest unknown") {
+		t.Fatalf("run returned %v", err)
+	}
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind", n)
+	}
+}
+
+func TestRunDeletesEverythingWhenStopped(t *testing.T) {
+	p := params(t, true)
+	kube := newFake()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for leftovers(t, kube) < 2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel() // what SIGTERM from the peer does
+	}()
+	if err := (&Launcher{Kube: kube, Params: p, Log: &syncBuf{}}).Run(ctx); err != nil {
+		t.Fatalf("run returned %v after a stop", err)
+	}
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind", n)
+	}
+}
