@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Brings the whole harness up: a real single-node Kubernetes cluster, a registry on
+# loopback, and a stock Fabric network whose peer uses kubecc (this checkout's bin/) as
+# its external builder. Idempotent; reuses cached binaries.
+#   PEER_TLS=false  runs the Fabric network with TLS off
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+t0=$SECONDS
+[ -x "$REPO_ROOT/bin/run" ] || make -C "$REPO_ROOT" all >&2
+bash "$REPO_ROOT/e2e/cluster/install.sh"
+bash "$REPO_ROOT/e2e/fabric/install.sh"
+bash "$REPO_ROOT/e2e/cluster/up.sh"
+# shellcheck source=/dev/null
+. "$KUBECC_E2E_ROOT/cluster/env"
+
+# The builder folder the peer is pointed at: a copy of bin/ (so a rebuild of the
+# checkout cannot change a running peer's hooks halfway) and the builder's config.
+KUBECC_NAMESPACE="${KUBECC_NAMESPACE:-kubecc}"
+builder="$KUBECC_E2E_ROOT/builder"
+mkdir -p "$builder/bin"
+for h in detect build release run; do
+	cp -f "$REPO_ROOT/bin/$h" "$builder/bin/.$h.new" && mv -f "$builder/bin/.$h.new" "$builder/bin/$h"
+done
+cat >"$builder/config.yaml.new" <<YAML
+# kubecc builder settings for the e2e harness (written by e2e/up.sh)
+registry: $REGISTRY/kubecc
+registryInsecure: true
+kubeconfig: $KUBECONFIG
+namespace: $KUBECC_NAMESPACE
+YAML
+mv -f "$builder/config.yaml.new" "$builder/config.yaml"
+"$KUBECTL" get namespace "$KUBECC_NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$KUBECC_NAMESPACE" >/dev/null
+
+KUBECC_BUILDER_DIR="$builder" bash "$REPO_ROOT/e2e/fabric/up.sh"
+log "harness up in $((SECONDS - t0)) s: cluster env $KUBECC_E2E_ROOT/cluster/env, fabric env $KUBECC_E2E_ROOT/fabric/env, logs $KUBECC_E2E_LOGS"
