@@ -114,7 +114,7 @@ func (h *harness) peerArgs() []string {
 
 // run runs a command with the harness environment and returns its combined output.
 func (h *harness) run(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := execCommand(ctx, h.lookPath(name), args...)
 	cmd.Env = h.env
 	cmd.Dir = h.repo
 	out, err := cmd.CombinedOutput()
@@ -319,4 +319,46 @@ func grepCount(s, sub string) int {
 		}
 	}
 	return n
+}
+
+func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, name, args...)
+}
+
+// lookPath finds name on the harness's PATH (exec looks at the test's own PATH).
+func (h *harness) lookPath(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	for _, dir := range filepath.SplitList(h.vars["PATH"]) {
+		p := filepath.Join(dir, name)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
+}
+
+// dumpDiagnostics logs what kubecc's hooks said in the peer logs and the chaincode
+// pods that exist, so that a failure in CI can be read without the machine.
+func (h *harness) dumpDiagnostics(t *testing.T) {
+	for _, name := range []string{"peer-tls.log", "peer.log"} {
+		b, err := os.ReadFile(filepath.Join(h.root, "logs", name))
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "externalbuilder") || strings.Contains(l, "chaincode.launch") || strings.Contains(l, "Error") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 80 {
+			lines = lines[len(lines)-80:]
+		}
+		t.Logf("--- %s (kubecc and error lines, last %d):\n%s", name, len(lines), strings.Join(lines, "\n"))
+	}
+	for _, p := range h.pods(t, "") {
+		t.Logf("pod %s phase %s deleting=%v package=%s", p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Annotations["kubecc.io/package-id"])
+	}
 }

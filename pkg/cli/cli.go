@@ -72,7 +72,7 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 		return os.LookupEnv(key)
 	}
 	// The CLI has no builder folder: its config comes from --config or KUBECC_CONFIG.
-	return config.Load(os.DevNull, lookup)
+	return config.Load("", lookup)
 }
 
 func signalContext(c *cli.Context) (context.Context, context.CancelFunc) {

@@ -119,14 +119,22 @@ func (c *Config) setDefaults() {
 }
 
 // Load reads builderDir/config.yaml (missing is fine; KUBECC_CONFIG names another
-// file) and applies the environment given as a lookup function.
+// file; an empty builderDir means no builder folder) and applies the environment
+// given as a lookup function.
 func Load(builderDir string, lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{}
-	path := filepath.Join(builderDir, FileName)
+	path := ""
+	if builderDir != "" {
+		path = filepath.Join(builderDir, FileName)
+	}
 	if p, ok := lookup("KUBECC_CONFIG"); ok && p != "" {
 		path = p
 	}
-	data, err := os.ReadFile(path)
+	var data []byte
+	err := os.ErrNotExist
+	if path != "" {
+		data, err = os.ReadFile(path)
+	}
 	switch {
 	case err == nil:
 		if err := parseFile(path, data, c); err != nil {
