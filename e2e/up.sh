@@ -23,15 +23,34 @@ mkdir -p "$builder/bin"
 for h in detect build release run; do
 	cp -f "$REPO_ROOT/bin/$h" "$builder/bin/.$h.new" && mv -f "$builder/bin/.$h.new" "$builder/bin/$h"
 done
+"$KUBECTL" get namespace "$KUBECC_NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$KUBECC_NAMESPACE" >/dev/null
+
+# The peer's hooks talk to the cluster as the README's least-privilege service account,
+# not as cluster admin, so the shipped RBAC manifest is what the e2e suite proves.
+sed "s/namespace: fabric-chaincode/namespace: $KUBECC_NAMESPACE/" "$REPO_ROOT/examples/builder/rbac.yaml" |
+	"$KUBECTL" apply -f - >/dev/null
+token=$("$KUBECTL" -n "$KUBECC_NAMESPACE" create token fabric-peer --duration=48h)
+server=$("$KUBECTL" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+ca=$("$KUBECTL" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+umask 077
+cat >"$builder/kubeconfig.new" <<KCFG
+apiVersion: v1
+kind: Config
+clusters: [{name: e2e, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: fabric-peer, user: {token: "$token"}}]
+contexts: [{name: e2e, context: {cluster: e2e, user: fabric-peer, namespace: $KUBECC_NAMESPACE}}]
+current-context: e2e
+KCFG
+mv -f "$builder/kubeconfig.new" "$builder/kubeconfig"
+umask 022
 cat >"$builder/config.yaml.new" <<YAML
 # kubecc builder settings for the e2e harness (written by e2e/up.sh)
 registry: $REGISTRY/kubecc
 registryInsecure: true
-kubeconfig: $KUBECONFIG
+kubeconfig: $builder/kubeconfig
 namespace: $KUBECC_NAMESPACE
 YAML
 mv -f "$builder/config.yaml.new" "$builder/config.yaml"
-"$KUBECTL" get namespace "$KUBECC_NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$KUBECC_NAMESPACE" >/dev/null
 
 KUBECC_BUILDER_DIR="$builder" bash "$REPO_ROOT/e2e/fabric/up.sh"
 log "harness up in $((SECONDS - t0)) s: cluster env $KUBECC_E2E_ROOT/cluster/env, fabric env $KUBECC_E2E_ROOT/fabric/env, logs $KUBECC_E2E_LOGS"
