@@ -1,0 +1,262 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// fakePeer is a ChaincodeSupport server that registers a chaincode and sends it the
+// transactions queued on txs; it records what happened.
+type fakePeer struct {
+	pb.UnimplementedChaincodeSupportServer
+	txs       chan string
+	completed chan string
+	ended     chan error
+	srv       *grpc.Server
+}
+
+func (p *fakePeer) Register(s pb.ChaincodeSupport_RegisterServer) error {
+	m, err := s.Recv()
+	if err != nil || m.Type != pb.ChaincodeMessage_REGISTER {
+		return errors.New("want REGISTER first")
+	}
+	if err := s.Send(&pb.ChaincodeMessage{Type: pb.ChaincodeMessage_REGISTERED}); err != nil {
+		return err
+	}
+	go func() {
+		for txid := range p.txs {
+			_ = s.Send(&pb.ChaincodeMessage{Type: pb.ChaincodeMessage_TRANSACTION, Txid: txid, ChannelId: "ch"})
+		}
+	}()
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			p.ended <- err
+			return nil
+		}
+		if m.Type == pb.ChaincodeMessage_COMPLETED {
+			p.completed <- m.Txid
+		}
+	}
+}
+
+func startPeer(t *testing.T, tlsCfg *tls.Config) (*fakePeer, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []grpc.ServerOption
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	srv := grpc.NewServer(opts...)
+	p := &fakePeer{txs: make(chan string, 10), completed: make(chan string, 10), ended: make(chan error, 1), srv: srv}
+	pb.RegisterChaincodeSupportServer(srv, p)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return p, lis.Addr().String()
+}
+
+// chaincode dials the relay like a shim and answers each transaction after delay.
+func chaincode(t *testing.T, addr string, tlsCfg *tls.Config, delay time.Duration) (<-chan error, error) {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	stream, err := pb.NewChaincodeSupportClient(conn).Register(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pb.ChaincodeMessage{Type: pb.ChaincodeMessage_REGISTER}); err != nil {
+		return nil, err
+	}
+	ended := make(chan error, 1)
+	var mu sync.Mutex
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				ended <- err
+				return
+			}
+			if m.Type == pb.ChaincodeMessage_TRANSACTION {
+				go func(m *pb.ChaincodeMessage) {
+					time.Sleep(delay)
+					mu.Lock()
+					defer mu.Unlock()
+					_ = stream.Send(&pb.ChaincodeMessage{Type: pb.ChaincodeMessage_COMPLETED, Txid: m.Txid, ChannelId: m.ChannelId})
+				}(m)
+			}
+		}
+	}()
+	return ended, nil
+}
+
+type setup struct {
+	peer   *fakePeer
+	relay  *Relay
+	served chan error
+	ccEnd  <-chan error
+}
+
+func start(t *testing.T, withTLS bool, idle, delay time.Duration, ctx context.Context) *setup {
+	t.Helper()
+	var peerServer, peerClient *tls.Config
+	if withTLS {
+		// The peer's own PKI, standing in for the peer-minted certificates.
+		peerPKI, err := MintCerts("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		peerServer = peerPKI.ServerTLS()
+		if peerClient, err = peerPKI.ClientTLS(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, addr := startPeer(t, peerServer)
+	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, PeerTLS: peerClient, IdleTimeout: idle, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, 2*time.Second) }()
+	var ccTLS *tls.Config
+	if withTLS {
+		if ccTLS, err = r.Certs().ClientTLS(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ccEnd, err := chaincode(t, r.Addr(), ccTLS, delay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &setup{peer: p, relay: r, served: served, ccEnd: ccEnd}
+}
+
+func waitFor[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+func TestIdleZeroEndsAfterTheFirstTransactionOverTLS(t *testing.T) {
+	s := start(t, true, 0, 0, context.Background())
+	s.peer.txs <- "tx1"
+	if got := waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED at the peer"); got != "tx1" {
+		t.Fatalf("completed %s", got)
+	}
+	if err := waitFor(t, s.served, 5*time.Second, "relay end"); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Serve returned %v, want ErrIdle", err)
+	}
+	waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
+	if err := waitFor(t, s.ccEnd, 5*time.Second, "chaincode stream end"); err == nil {
+		t.Fatal("chaincode stream did not end")
+	}
+	var events []Event
+	for len(s.relay.Events()) > 0 {
+		events = append(events, <-s.relay.Events())
+	}
+	want := []Event{EventConnected, EventRegistered, EventFirstTx}
+	if len(events) != 3 || events[0] != want[0] || events[1] != want[1] || events[2] != want[2] {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+}
+
+func TestTransactionInFlightIsNeverCut(t *testing.T) {
+	s := start(t, false, 100*time.Millisecond, 600*time.Millisecond, context.Background())
+	s.peer.txs <- "slow"
+	// Well past the idle timeout, the transaction is still being served.
+	time.Sleep(300 * time.Millisecond)
+	if n := s.relay.InFlight(); n != 1 {
+		t.Fatalf("in flight %d, want 1", n)
+	}
+	select {
+	case err := <-s.served:
+		t.Fatalf("relay ended with a transaction in flight: %v", err)
+	default:
+	}
+	waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED")
+	if err := waitFor(t, s.served, 5*time.Second, "idle end"); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
+
+func TestIdleTimerRestartsWithEachTransaction(t *testing.T) {
+	s := start(t, false, 400*time.Millisecond, 0, context.Background())
+	for i := 0; i < 4; i++ {
+		s.peer.txs <- string(rune('a' + i))
+		waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED")
+		time.Sleep(200 * time.Millisecond) // gaps shorter than the idle timeout
+		select {
+		case err := <-s.served:
+			t.Fatalf("relay ended after %d transactions: %v", i+1, err)
+		default:
+		}
+	}
+	if err := waitFor(t, s.served, 5*time.Second, "idle end"); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
+
+func TestStopDrainsTheTransactionInFlight(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := start(t, true, time.Hour, 500*time.Millisecond, ctx)
+	s.peer.txs <- "tx"
+	time.Sleep(100 * time.Millisecond)
+	cancel() // SIGTERM while the transaction runs
+	if got := waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED after stop"); got != "tx" {
+		t.Fatal(got)
+	}
+	if err := waitFor(t, s.served, 5*time.Second, "relay end"); err != nil {
+		t.Fatalf("Serve returned %v after a stop", err)
+	}
+}
+
+func TestChaincodeWithoutTheLaunchCertificateIsRefused(t *testing.T) {
+	s := start(t, true, time.Hour, 0, context.Background())
+	// A second client with a certificate from another CA.
+	other, _ := MintCerts("127.0.0.1")
+	otherTLS, _ := other.ClientTLS()
+	otherTLS.RootCAs = nil
+	otherTLS.InsecureSkipVerify = true // only the relay's check of the client is under test
+	ended, err := chaincode(t, s.relay.Addr(), otherTLS, 0)
+	if err == nil {
+		err = waitFor(t, ended, 5*time.Second, "refusal")
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("a chaincode with a foreign certificate got through: %v", err)
+	}
+}
+
+func TestPeerGoneEndsTheRelay(t *testing.T) {
+	s := start(t, false, time.Hour, 0, context.Background())
+	s.peer.txs <- "tx"
+	waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED")
+	s.peer.srv.Stop() // the peer goes away: its stream breaks
+	if err := waitFor(t, s.served, 5*time.Second, "relay end"); err == nil || errors.Is(err, ErrIdle) {
+		t.Fatalf("Serve returned %v, want the stream error", err)
+	}
+}
