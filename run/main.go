@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
@@ -36,7 +38,17 @@ func main() {
 		if err != nil {
 			return err
 		}
-		l := &launch.Launcher{Kube: kube, Params: &launch.Params{Config: cfg, Image: img, Info: info, Run: rc}, Log: os.Stderr}
+		params := &launch.Params{Config: cfg, Image: img, Info: info, Run: rc, Mode: cfg.Launch, IdleTimeout: cfg.IdleTimeout.Duration}
+		// The package's own choice (kubecc.yaml, part of its hash) beats the builder's default.
+		if info.Launch != "" {
+			params.Mode = info.Launch
+		}
+		if info.IdleTimeout != "" {
+			if params.IdleTimeout, err = time.ParseDuration(info.IdleTimeout); err != nil {
+				return fmt.Errorf("%s/%s: field \"idleTimeout\": %v", bld, chaincode.BuildInfoFile, err)
+			}
+		}
+		l := &launch.Launcher{Kube: kube, Params: params, Log: os.Stderr}
 		err = l.Run(ctx)
 		var exit *launch.ExitError
 		if errors.As(err, &exit) {

@@ -68,13 +68,30 @@ func (b *Builder) logf(format string, args ...any) {
 
 // Build produces the image for in.
 func (b *Builder) Build(ctx context.Context, in Input) (*Result, error) {
+	var optsDir string
+	var build func(context.Context, Input) (*Result, error)
 	switch in.Metadata.Kind() {
 	case chaincode.KindImage:
-		return b.resolveImage(ctx, in)
+		optsDir, build = in.SrcDir, b.resolveImage
 	case chaincode.KindGo:
-		return b.buildGo(ctx, in)
+		optsDir, build = chaincode.GoPackageDir(in.SrcDir, in.Metadata.Path), b.buildGo
+	default:
+		return nil, chaincode.ErrNotOurs
 	}
-	return nil, chaincode.ErrNotOurs
+	// The package's launch choice is checked before any work is done.
+	opts, err := chaincode.ReadOptions(optsDir)
+	if err != nil {
+		return nil, err
+	}
+	res, err := build(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	res.Info.Launch, res.Info.IdleTimeout = opts.Launch, opts.IdleTimeout
+	if opts.Launch != "" {
+		b.logf("package asks for launch mode %s (idle timeout %q)", opts.Launch, opts.IdleTimeout)
+	}
+	return res, nil
 }
 
 func (b *Builder) resolveImage(ctx context.Context, in Input) (*Result, error) {

@@ -46,6 +46,8 @@ func App(version string) *cli.App {
 					&cli.StringFlag{Name: "label", Usage: "package label", Required: true},
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "package file to write", Required: true},
 					&cli.StringFlag{Name: "image", Usage: "package this image (name:tag or name@digest) instead of building DIR"},
+					&cli.StringFlag{Name: "launch", Usage: "launch mode: pod (resident) or job (serverless); default: the builder's"},
+					&cli.StringFlag{Name: "idle-timeout", Usage: "job mode: exit after this long without transactions (0s: after each one)"},
 				),
 				Action: packageAction,
 			},
@@ -118,6 +120,10 @@ func packageAction(c *cli.Context) error {
 	if (img == "") == (c.NArg() == 0) {
 		return fmt.Errorf("package: give either DIR or --image")
 	}
+	opts, err := launchOptions(c)
+	if err != nil {
+		return err
+	}
 	var ref chaincode.ImageRef
 	if img != "" {
 		cfg, err := loadConfig(c)
@@ -140,7 +146,11 @@ func packageAction(c *cli.Context) error {
 		ref = res.Image
 	}
 	md := fmt.Appendf(nil, `{"type":"kubecc","label":%q}`, label)
-	data, err := chaincode.BuildPackage(md, []chaincode.File{{Name: chaincode.ImageFile, Data: ref.Marshal()}})
+	files := []chaincode.File{{Name: chaincode.ImageFile, Data: ref.Marshal()}}
+	if opts != nil {
+		files = append(files, chaincode.File{Name: chaincode.OptionsFile, Data: opts})
+	}
+	data, err := chaincode.BuildPackage(md, files)
 	if err != nil {
 		return err
 	}
@@ -154,4 +164,24 @@ func packageAction(c *cli.Context) error {
 	_, _ = fmt.Fprintf(c.App.ErrWriter, "kubecc: wrote %s for %s\n", out, ref.Ref())
 	_, err = fmt.Fprintln(c.App.Writer, chaincode.PackageID(label, data))
 	return err
+}
+
+// launchOptions renders --launch and --idle-timeout as the package's kubecc.yaml (nil
+// when neither is given).
+func launchOptions(c *cli.Context) ([]byte, error) {
+	launch, idle := c.String("launch"), c.String("idle-timeout")
+	if launch == "" && idle == "" {
+		return nil, nil
+	}
+	data := []byte{}
+	if launch != "" {
+		data = fmt.Appendf(data, "launch: %s\n", launch)
+	}
+	if idle != "" {
+		data = fmt.Appendf(data, "idleTimeout: %s\n", idle)
+	}
+	if _, err := chaincode.ParseOptions("--launch/--idle-timeout", data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }

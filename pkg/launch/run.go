@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -14,10 +15,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/relay"
 )
 
 // Launcher runs one chaincode launch as a Pod.
@@ -78,21 +82,33 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, ns string, sel stri
 }
 
 // Run launches the chaincode and returns when it ends: nil after ctx is cancelled
-// (the peer asked run to stop) and everything was deleted, an *ExitError when the
-// chaincode exited, or another error when the launch failed.
+// (the peer asked run to stop) and everything was deleted, or after a serverless
+// chaincode went idle; an *ExitError when the chaincode exited; another error when the
+// launch failed.
 func (l *Launcher) Run(ctx context.Context) error {
 	l.start = time.Now()
 	p := l.Params
 	ns := p.Config.Namespace
-	sel := p.Selector().String()
 
 	// What an earlier run of this peer and package left behind (the peer was killed,
 	// or run was) would otherwise run on, connected to nothing.
-	if err := Cleanup(ctx, l.Kube, ns, sel); err != nil {
+	if err := Cleanup(ctx, l.Kube, ns, p.Selector().String()); err != nil {
 		return err
 	}
 
 	name := p.NewName()
+	var rl *relay.Relay
+	if p.mode() == config.LaunchJob {
+		var err error
+		if rl, err = l.newRelay(); err != nil {
+			return err
+		}
+		// The chaincode dials the relay, with certificates minted for this launch.
+		p.PeerAddress = rl.Addr()
+		if c := rl.Certs(); c != nil {
+			p.ClientCert, p.ClientKey, p.RootCert = string(c.ClientCertPEM), string(c.ClientKeyPEM), string(c.CAPEM)
+		}
+	}
 	secretName := ""
 	if s := p.Secret(name); s != nil {
 		if _, err := l.Kube.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
@@ -100,29 +116,125 @@ func (l *Launcher) Run(ctx context.Context) error {
 		}
 		secretName = name
 	}
-	pod := p.Pod(name, secretName)
-	if owner := l.peerPodOwner(ctx); owner != nil {
-		pod.OwnerReferences = []metav1.OwnerReference{*owner}
-	}
-	created, err := l.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	owner, err := l.create(ctx, name, secretName)
 	if err != nil {
 		l.deleteAll(name, secretName)
-		return fmt.Errorf("create pod %s/%s: %w", ns, name, err)
+		return err
 	}
-	l.logf("pod %s/%s created for %s, image %s (%s)", ns, name, p.Run.ChaincodeID, p.Image.Ref(), l.elapsed())
+	l.logf("%s %s/%s created for %s, image %s (%s)", strings.ToLower(owner.Kind), ns, name, p.Run.ChaincodeID, p.Image.Ref(), l.elapsed())
 	if secretName != "" {
-		// The Secret goes when its Pod goes, even if run is killed before it can clean up.
-		go l.ownSecret(ctx, created)
+		// The Secret goes when its owner goes, even if run is killed before it can clean up.
+		go l.ownSecret(ctx, secretName, owner)
 	}
 
-	err = l.watch(ctx, created)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- l.watch(watchCtx, name) }()
+	if rl == nil {
+		err = <-watchErr
+	} else {
+		err = l.serveRelay(ctx, rl, watchErr, stopWatch)
+	}
 	if ctx.Err() != nil {
-		l.logf("stopping: deleting pod %s and its secret", name)
-		l.deleteAll(name, secretName)
-		return nil
+		l.logf("stopping: deleting %s and its secret", name)
+		err = nil
 	}
 	l.deleteAll(name, secretName)
 	return err
+}
+
+// serveRelay runs the relay beside the watch and says how the launch ended.
+func (l *Launcher) serveRelay(ctx context.Context, rl *relay.Relay, watchErr <-chan error, stopWatch func()) error {
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	relayErr := make(chan error, 1)
+	// On SIGTERM the relay lets the transaction in flight finish (the peer's SIGKILL
+	// follows in 5 s, and deleting takes a moment).
+	go func() { relayErr <- rl.Serve(relayCtx, 3*time.Second) }()
+	go l.logRelayEvents(ctx, rl)
+	select {
+	case err := <-relayErr:
+		stopWatch()
+		if errors.Is(err, relay.ErrIdle) {
+			l.logf("idle: scaling to zero after %s", l.elapsed())
+			return nil
+		}
+		return err
+	case err := <-watchErr:
+		if ctx.Err() == nil {
+			stopRelay()
+		}
+		<-relayErr // after a SIGTERM this waits for the drain
+		var exit *ExitError
+		if errors.As(err, &exit) && rl.Closing() {
+			return nil // the chaincode ended because the relay closed its stream
+		}
+		return err
+	}
+}
+
+func (l *Launcher) logRelayEvents(ctx context.Context, rl *relay.Relay) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-rl.Events():
+			l.logf("%s (%s)", e, l.elapsed())
+		}
+	}
+}
+
+// newRelay listens where config says (default: the peer's chaincode host, any port),
+// so pods can reach it wherever they reach the peer.
+func (l *Launcher) newRelay() (*relay.Relay, error) {
+	p := l.Params
+	listen := p.Config.RelayAddress
+	peerHost, _, err := net.SplitHostPort(p.peerAddress())
+	if err != nil {
+		return nil, fmt.Errorf("peer address %q: %w", p.peerAddress(), err)
+	}
+	if listen == "" {
+		listen = net.JoinHostPort(peerHost, "0")
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	advertise := host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		advertise = peerHost
+	}
+	cfg := relay.Config{Listen: listen, Advertise: advertise, PeerAddress: p.Run.PeerAddress, IdleTimeout: p.IdleTimeout, Logf: func(f string, a ...any) { l.logf("relay: "+f, a...) }}
+	if p.Run.TLS() {
+		if cfg.PeerTLS, err = relay.PeerTLS(p.Run.ClientCert, p.Run.ClientKey, p.Run.RootCert); err != nil {
+			return nil, err
+		}
+	}
+	return relay.New(cfg)
+}
+
+// create makes the Pod (resident) or Job (serverless) and returns it as an owner.
+func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.OwnerReference, error) {
+	p := l.Params
+	ns := p.Config.Namespace
+	var peerOwner []metav1.OwnerReference
+	if owner := l.peerPodOwner(ctx); owner != nil {
+		peerOwner = []metav1.OwnerReference{*owner}
+	}
+	if p.mode() == config.LaunchJob {
+		job := p.Job(name, secretName)
+		job.OwnerReferences = peerOwner
+		created, err := l.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+		if err != nil {
+			return metav1.OwnerReference{}, fmt.Errorf("create job %s/%s: %w", ns, name, err)
+		}
+		return metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: created.Name, UID: created.UID}, nil
+	}
+	pod := p.Pod(name, secretName)
+	pod.OwnerReferences = peerOwner
+	created, err := l.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return metav1.OwnerReference{}, fmt.Errorf("create pod %s/%s: %w", ns, name, err)
+	}
+	return metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: created.Name, UID: created.UID}, nil
 }
 
 func (l *Launcher) peerPodOwner(ctx context.Context) *metav1.OwnerReference {
@@ -141,11 +253,11 @@ func (l *Launcher) peerPodOwner(ctx context.Context) *metav1.OwnerReference {
 	return &metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: peer.Name, UID: peer.UID}
 }
 
-func (l *Launcher) ownSecret(ctx context.Context, owner *corev1.Pod) {
-	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":%q,"uid":%q}]}}`, owner.Name, owner.UID)
-	_, err := l.Kube.CoreV1().Secrets(owner.Namespace).Patch(ctx, owner.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+func (l *Launcher) ownSecret(ctx context.Context, secret string, owner metav1.OwnerReference) {
+	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q}]}}`, owner.APIVersion, owner.Kind, owner.Name, owner.UID)
+	_, err := l.Kube.CoreV1().Secrets(l.Params.Config.Namespace).Patch(ctx, secret, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	if err != nil && ctx.Err() == nil {
-		l.logf("warning: could not make pod %s own its secret: %v", owner.Name, err)
+		l.logf("warning: could not make %s own its secret: %v", owner.Name, err)
 	}
 }
 
@@ -156,7 +268,17 @@ func (l *Launcher) deleteAll(name, secretName string) {
 	defer cancel()
 	ns := l.Params.Config.Namespace
 	zero := int64(0)
-	if err := l.Kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+	bg := metav1.DeletePropagationBackground
+	if l.Params.mode() == config.LaunchJob {
+		if err := l.Kube.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			l.logf("warning: delete job %s: %v", name, err)
+		}
+		// The job's pods directly too: waiting for the garbage collector is slower.
+		sel := labels.Set{LabelInstance: name}.String()
+		if err := l.Kube.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel}); err != nil && !apierrors.IsNotFound(err) {
+			l.logf("warning: delete pods of job %s: %v", name, err)
+		}
+	} else if err := l.Kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 		l.logf("warning: delete pod %s: %v", name, err)
 	}
 	if secretName != "" {
@@ -178,10 +300,12 @@ var fatalWaiting = map[string]bool{
 	"RunContainerError":          true,
 }
 
-// watch follows the pod until its container ends, streaming its log once it runs.
-func (l *Launcher) watch(ctx context.Context, pod *corev1.Pod) error {
-	pods := l.Kube.CoreV1().Pods(pod.Namespace)
-	rv := pod.ResourceVersion
+// watch follows the launch's pod (found by its instance label: a Job names its own
+// pod) until its container ends, streaming its log once it runs.
+func (l *Launcher) watch(ctx context.Context, name string) error {
+	ns := l.Params.Config.Namespace
+	pods := l.Kube.CoreV1().Pods(ns)
+	rv := ""
 	var scheduled, started bool
 	var logs sync.WaitGroup
 	defer logs.Wait()
@@ -192,14 +316,14 @@ func (l *Launcher) watch(ctx context.Context, pod *corev1.Pod) error {
 
 	for {
 		w, err := pods.Watch(ctx, metav1.ListOptions{
-			FieldSelector:   fields.OneTermEqualSelector("metadata.name", pod.Name).String(),
+			LabelSelector:   labels.Set{LabelInstance: name}.String(),
 			ResourceVersion: rv,
 		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("watch pod %s: %w", pod.Name, err)
+			return fmt.Errorf("watch pods of %s: %w", name, err)
 		}
 		restart, err := func() (bool, error) {
 			defer w.Stop()
@@ -209,7 +333,7 @@ func (l *Launcher) watch(ctx context.Context, pod *corev1.Pod) error {
 					return false, ctx.Err()
 				case <-timeout.C:
 					if !started {
-						return false, fmt.Errorf("pod %s: container not started after %s", pod.Name, l.Params.Config.LaunchTimeout.Duration)
+						return false, fmt.Errorf("%s: container not started after %s", name, l.Params.Config.LaunchTimeout.Duration)
 					}
 				case ev, ok := <-w.ResultChan():
 					if !ok {
@@ -221,7 +345,10 @@ func (l *Launcher) watch(ctx context.Context, pod *corev1.Pod) error {
 						rv = ""
 						return true, nil
 					case watch.Deleted:
-						return false, fmt.Errorf("pod %s was deleted", pod.Name)
+						if p, ok := ev.Object.(*corev1.Pod); ok {
+							return false, fmt.Errorf("pod %s was deleted", p.Name)
+						}
+						return false, fmt.Errorf("pod of %s was deleted", name)
 					}
 					p, ok := ev.Object.(*corev1.Pod)
 					if !ok {

@@ -12,7 +12,9 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,7 @@ const (
 	LabelPackageHash = "kubecc.io/package-hash"
 	LabelPeer        = "kubecc.io/peer"
 	LabelLaunch      = "kubecc.io/launch"
+	LabelInstance    = "kubecc.io/instance"
 
 	AnnotationPackageID = "kubecc.io/package-id"
 	AnnotationPeerID    = "kubecc.io/peer-id"
@@ -51,6 +54,8 @@ type Params struct {
 	PeerID string
 	// Mode is config.LaunchPod or config.LaunchJob.
 	Mode string
+	// IdleTimeout of job mode.
+	IdleTimeout time.Duration
 	// PeerAddress is what the chaincode dials; default: Config.PeerAddress, else Run.PeerAddress.
 	PeerAddress string
 	// TLS material the chaincode presents; default: the peer-minted material in Run.
@@ -143,6 +148,7 @@ func (p *Params) objectMeta(name string) metav1.ObjectMeta {
 	l := p.Selector()
 	l[LabelChaincode] = LabelValue(p.Run.Label())
 	l[LabelLaunch] = p.mode()
+	l[LabelInstance] = name
 	return metav1.ObjectMeta{
 		Name:      name,
 		Namespace: p.Config.Namespace,
@@ -265,4 +271,21 @@ func (p *Params) PodSpec(secretName string) corev1.PodSpec {
 // Pod is the resident-mode chaincode Pod.
 func (p *Params) Pod(name, secretName string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: p.objectMeta(name), Spec: p.PodSpec(secretName)}
+}
+
+// Job is the serverless-mode chaincode: one pod, never retried (the peer relaunches on
+// the next invoke), removed by the TTL controller if run could not delete it.
+func (p *Params) Job(name, secretName string) *batchv1.Job {
+	meta := p.objectMeta(name)
+	backoff, ttl := int32(0), int32(60)
+	tmpl := meta
+	tmpl.Name, tmpl.Namespace = "", ""
+	return &batchv1.Job{
+		ObjectMeta: meta,
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            &backoff,
+			TTLSecondsAfterFinished: &ttl,
+			Template:                corev1.PodTemplateSpec{ObjectMeta: tmpl, Spec: p.PodSpec(secretName)},
+		},
+	}
 }
