@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 # Where binaries built from the module proxy are cached across runs (keyed by version).
+# shellcheck disable=SC2034 # these settings are used by the scripts that source this file
 KUBECC_CACHE="${KUBECC_CACHE:-$HOME/.cache/kubecc}"
 # Where a running harness keeps its state, sockets and logs. Short on purpose: unix socket
 # paths are limited to 108 bytes.

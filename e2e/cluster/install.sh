@@ -24,7 +24,7 @@ DEB_PINS=(
 	"containernetworking-plugins 1.1.1+ds1-"
 	"docker-registry 2.8.2+ds1-"
 )
-HOST_PKGS=(iptables iproute2 openssl libseccomp2 procps util-linux curl ca-certificates)
+HOST_PKGS=(iptables iproute2 openssl libseccomp2 procps util-linux curl ca-certificates shellcheck)
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
 DEBROOT="$KUBECC_CACHE/debroot"

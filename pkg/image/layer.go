@@ -33,7 +33,9 @@ type Entry struct {
 func Layer(entries []Entry, mtime time.Time) (v1.Layer, error) {
 	all := withParents(entries)
 	var raw bytes.Buffer
-	gz := gzip.NewWriter(&raw)
+	// BestSpeed: a third of the default level's time for about 10% more bytes, and
+	// the push is on loopback or a LAN; the build is what the peer waits for.
+	gz, _ := gzip.NewWriterLevel(&raw, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
 	for _, e := range all {
 		name := strings.TrimPrefix(path.Clean(e.Path), "/")

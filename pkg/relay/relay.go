@@ -27,9 +27,10 @@ import (
 // maxMsgSize matches the peer's and the shims' limit.
 const maxMsgSize = 100 << 20
 
-// UnusedGrace is how long a chaincode with idle timeout 0 waits for its first
-// transaction: the peer launches every chaincode at start and at commit, and one that
-// is never called must not stay forever.
+// UnusedGrace is the least time a chaincode waits for its first transaction after it
+// registered: the peer launches every chaincode at start and at commit, and one that
+// is never called must not stay forever, but one launched by an invoke must live to
+// serve it.
 const UnusedGrace = 10 * time.Second
 
 // Config of a relay.
@@ -80,6 +81,8 @@ type Relay struct {
 	served   int
 	closing  bool
 	wake     chan struct{}
+	// registered: the peer answered REGISTERED.
+	registered bool
 
 	closeOnce   sync.Once
 	closed      chan struct{} // closed when the relay starts ending the streams
@@ -182,16 +185,16 @@ func (r *Relay) Serve(ctx context.Context, drain time.Duration) error {
 func (r *Relay) idle() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.inflight) > 0 || r.closing {
+	// Until the chaincode has registered, the launch is under way (and bounded by the
+	// launch timeout), not idle.
+	if len(r.inflight) > 0 || r.closing || !r.registered {
 		return false
 	}
 	quiet := time.Since(r.last)
 	if r.served == 0 {
-		wait := r.cfg.IdleTimeout
-		if wait < UnusedGrace && r.cfg.IdleTimeout == 0 {
-			wait = UnusedGrace
-		}
-		return quiet >= wait
+		// Launched with no transaction waiting (peer start, commit): give the first
+		// transaction a fair chance to arrive.
+		return quiet >= max(r.cfg.IdleTimeout, UnusedGrace)
 	}
 	return quiet >= r.cfg.IdleTimeout
 }
@@ -256,6 +259,7 @@ func (r *Relay) fromPeer(m *pb.ChaincodeMessage) {
 		}
 		r.served++
 	case pb.ChaincodeMessage_REGISTERED:
+		r.registered = true
 		r.event(EventRegistered)
 	}
 	r.last = time.Now()

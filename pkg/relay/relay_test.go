@@ -260,3 +260,30 @@ func TestPeerGoneEndsTheRelay(t *testing.T) {
 		t.Fatalf("Serve returned %v, want the stream error", err)
 	}
 }
+
+func TestSlowRegistrationIsNotIdle(t *testing.T) {
+	_, addr := startPeer(t, nil)
+	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, IdleTimeout: 50 * time.Millisecond, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(context.Background(), time.Second) }()
+	// A cold pod takes far longer than the idle timeout to connect.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-served:
+		t.Fatalf("relay ended before the chaincode connected: %v", err)
+	default:
+	}
+	if _, err := chaincode(t, r.Addr(), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Registered, never called: it waits UnusedGrace, not the idle timeout.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-served:
+		t.Fatalf("relay ended before the first transaction's grace: %v", err)
+	default:
+	}
+}

@@ -4,11 +4,14 @@
 //	get KEY         reads it back
 //	del KEY         deletes it
 //	ping            answers pong without touching the ledger
+//	sleep MS        answers after MS milliseconds (a slow transaction, for tests)
 package main
 
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	pb "github.com/hyperledger/fabric-protos-go-apiv2/peer"
@@ -42,6 +45,13 @@ func (store) Invoke(stub shim.ChaincodeStubInterface) *pb.Response {
 		return ok(nil)
 	case fn == "ping":
 		return ok([]byte("pong"))
+	case fn == "sleep" && len(args) == 1:
+		ms, err := strconv.Atoi(args[0])
+		if err != nil || ms < 0 || ms > 60000 {
+			return shim.Error("sleep: want milliseconds from 0 to 60000")
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return ok([]byte("slept"))
 	}
 	return shim.Error(fmt.Sprintf("unknown call %s/%d: want put KEY VALUE, get KEY, del KEY or ping", fn, len(args)))
 }

@@ -1,0 +1,190 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// jobs lists the Jobs of a package.
+func (h *harness) jobs(t *testing.T, packageID string) int {
+	t.Helper()
+	list, err := h.kube.BatchV1().Jobs(h.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubecc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, j := range list.Items {
+		if j.Annotations["kubecc.io/package-id"] == packageID {
+			n++
+		}
+	}
+	return n
+}
+
+// nothingLeft reports whether no pod, job or secret of the package exists.
+func (h *harness) nothingLeft(t *testing.T, packageID string) bool {
+	return len(h.pods(t, packageID)) == 0 && h.jobs(t, packageID) == 0 && len(h.secrets(t, packageID)) == 0
+}
+
+// launches counts the jobs run created for a package, from the peer log.
+func (h *harness) launches(t *testing.T, packageID string) int {
+	n := 0
+	for _, line := range strings.Split(h.peerLog(t), "\n") {
+		if strings.Contains(line, "kubecc run: job "+h.ns+"/") && strings.Contains(line, "created for "+packageID) {
+			n++
+		}
+	}
+	return n
+}
+
+// deployJob packages the example as a serverless image package and commits it.
+func (h *harness) deployJob(t *testing.T, name, label, idle string) string {
+	t.Helper()
+	pkg := filepath.Join(t.TempDir(), label+".tgz")
+	id := h.kubeccCLI(t, "package", "--label", label, "--launch", "job", "--idle-timeout", idle, "-o", pkg, exampleCC)
+	h.install(t, pkg)
+	h.deploy(t, name, id, 1)
+	return id
+}
+
+func TestServerless(t *testing.T) {
+	h := newHarness(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			h.dumpDiagnostics(t)
+		}
+	})
+	if !h.tls() {
+		// TestE2E ends on a TLS-off network; serverless is proven with TLS on.
+		if _, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/fabric/down.sh")); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/up.sh")); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		h.reloadEnv(t)
+	}
+
+	t.Run("1 job-mode chaincode serves, scales to zero after the idle timeout, serves again", func(t *testing.T) {
+		id := h.deployJob(t, "sless", "sless_1", "3s")
+		h.mustInvoke(t, "sless", "put", "k", "v1")
+		h.mustQuery(t, "sless", "v1", "get", "k")
+		time.Sleep(3 * time.Second)
+		took := eventually(t, 5*time.Second, "no pod, job or secret after idle timeout + 5 s", func() bool { return h.nothingLeft(t, id) })
+		t.Logf("scaled to zero %s after the idle timeout", (3*time.Second + took).Round(time.Millisecond))
+		start := time.Now()
+		h.mustQuery(t, "sless", "v1", "get", "k")
+		t.Logf("cold query %s (peer CLI)", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("2 idle timeout 0: 20 sequential invokes, each its own pod", func(t *testing.T) {
+		id := h.deployJob(t, "oneshot", "oneshot_1", "0s")
+		before := h.launches(t, id)
+		start := time.Now()
+		for i := 0; i < 20; i++ {
+			h.mustInvoke(t, "oneshot", "put", fmt.Sprintf("k%d", i), fmt.Sprint(i))
+		}
+		t.Logf("20 start-serve-exit invokes in %s", time.Since(start).Round(time.Millisecond))
+		for i := 0; i < 20; i += 7 {
+			h.mustQuery(t, "oneshot", fmt.Sprint(i), "get", fmt.Sprintf("k%d", i))
+		}
+		// The commit launched one pod that served the first invoke; every other invoke
+		// needed a launch of its own, and each query one more.
+		if got := h.launches(t, id) - before; got < 19 {
+			t.Fatalf("%d launches for 20 invokes, want each in its own pod", got)
+		}
+		eventually(t, 10*time.Second, "nothing left after the last call", func() bool { return h.nothingLeft(t, id) })
+	})
+
+	t.Run("3 load with gaps around the idle timeout: idle exits fail no call", func(t *testing.T) {
+		const calls = 200
+		idle := 400 * time.Millisecond
+		h.deployJob(t, "gappy", "gappy_1", idle.String())
+		rng := rand.New(rand.NewSource(1))
+		failed := 0
+		start := time.Now()
+		for i := 0; i < calls; i++ {
+			// Gaps from half to one and a half idle timeouts: about half the calls find
+			// the chaincode gone or going.
+			time.Sleep(idle/2 + time.Duration(rng.Int63n(int64(idle))))
+			if out, err := h.invoke("gappy", "put", "n", fmt.Sprint(i)); err != nil {
+				failed++
+				t.Logf("call %d failed: %s", i, lastLine(out))
+				if failed > 5 {
+					t.Fatalf("%d of %d calls failed; stopping", failed, i+1)
+				}
+			}
+		}
+		t.Logf("%d calls with gaps around a %s idle timeout in %s: %d failed", calls, idle, time.Since(start).Round(time.Second), failed)
+		if failed*1000 >= calls {
+			t.Fatalf("%d of %d calls failed, want fewer than 1 in 1000", failed, calls)
+		}
+		h.mustQuery(t, "gappy", fmt.Sprint(calls-1), "get", "n")
+	})
+
+	t.Run("4 resident and job chaincode side by side on one peer", func(t *testing.T) {
+		resID := h.install(t, h.goPackage(t, "resident_1"))
+		h.deploy(t, "resident", resID, 1)
+		jobID := h.deployJob(t, "sidejob", "sidejob_1", "30s")
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for _, name := range []string{"resident", "sidejob"} {
+			wg.Add(1)
+			go func(name string) {
+				defer wg.Done()
+				if out, err := h.invoke(name, "put", "side", name); err != nil {
+					errs <- fmt.Errorf("%s: %v\n%s", name, err, out)
+				}
+			}(name)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		h.mustQuery(t, "resident", "resident", "get", "side")
+		h.mustQuery(t, "sidejob", "sidejob", "get", "side")
+		if p := h.runningPod(t, resID, 30*time.Second); p.Labels["kubecc.io/launch"] != "pod" {
+			t.Errorf("resident pod labelled %s", p.Labels["kubecc.io/launch"])
+		}
+		if h.jobs(t, jobID) != 1 {
+			t.Errorf("%d jobs for the serverless chaincode, want 1", h.jobs(t, jobID))
+		}
+	})
+
+	t.Run("5 SIGTERM to run during a transaction: it finishes or fails cleanly, nothing is left", func(t *testing.T) {
+		id := h.deployJob(t, "slow", "slow_1", "60s")
+		h.mustInvoke(t, "slow", "ping")
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.invoke("slow", "sleep", "2000")
+			done <- err
+		}()
+		time.Sleep(700 * time.Millisecond)
+		// The run process of this package: the peer started it with the build output
+		// folder, named after the package ID.
+		out, err := exec.Command("pkill", "-TERM", "-f", "bin/run .*"+strings.ReplaceAll(id, ":", "-")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("pkill: %v %s", err, out)
+		}
+		if err := <-done; err != nil {
+			t.Logf("the transaction failed cleanly: %v", err)
+		} else {
+			t.Log("the transaction finished")
+		}
+		eventually(t, 10*time.Second, "nothing left after SIGTERM", func() bool { return h.nothingLeft(t, id) })
+		// And the chaincode still serves: the peer relaunches it.
+		h.mustQuery(t, "slow", "pong", "ping")
+	})
+}
