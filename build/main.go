@@ -4,12 +4,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/kubecc/kubecc/pkg/builder"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/hook"
+	"github.com/kubecc/kubecc/pkg/launch"
 )
 
 func main() {
@@ -28,6 +31,25 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return builder.WriteOutput(out, src, res)
+		if err := builder.WriteOutput(out, src, res); err != nil {
+			return err
+		}
+		if cfg.Prepull {
+			prepull(ctx, cfg, res.Image)
+		}
+		return nil
 	})
+}
+
+// prepull is best effort: a failed pre-pull only costs the first launch the pull.
+func prepull(ctx context.Context, cfg *config.Config, img chaincode.ImageRef) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	kube, err := launch.Client(cfg)
+	if err == nil {
+		err = launch.Prepull(ctx, kube, cfg, img, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kubecc: warning: image not pre-pulled: %s\n", hook.OneLine(err.Error()))
+	}
 }

@@ -66,6 +66,8 @@ func TestE2E(t *testing.T) {
 		if desc, err := h.registry.Head(ctx, ref.Ref()); err != nil || desc == nil {
 			t.Fatalf("image %s not in the registry: %v", ref.Ref(), err)
 		}
+		// prepull is on in the harness: the node has the image before anything runs it.
+		h.assertImageOnNode(t, ref.Ref())
 		h.deploy(t, "gocc", goID, 1)
 		pod := h.runningPod(t, goID, 60*time.Second)
 		if pod.Labels["app.kubernetes.io/managed-by"] != "kubecc" || pod.Labels["kubecc.io/chaincode"] != "gocc_1" || pod.Labels["kubecc.io/package-hash"] == "" || pod.Labels["kubecc.io/peer"] == "" {

@@ -362,3 +362,47 @@ func (h *harness) dumpDiagnostics(t *testing.T) {
 		t.Logf("pod %s phase %s deleting=%v package=%s", p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Annotations["kubecc.io/package-id"])
 	}
 }
+
+// assertImageOnNode starts a pod that may not pull: it only starts if the node already
+// has the image.
+func (h *harness) assertImageOnNode(t *testing.T, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	yes, uid := true, int64(10001)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-image-check-", Namespace: h.ns},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: new(bool),
+			SecurityContext:              &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid},
+			Containers:                   []corev1.Container{{Name: "c", Image: ref, ImagePullPolicy: corev1.PullNever, Args: []string{"-h"}}},
+		},
+	}
+	created, err := h.kube.CoreV1().Pods(h.ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	defer func() {
+		_ = h.kube.CoreV1().Pods(h.ns).Delete(ctx, created.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}()
+	var reason string
+	eventually(t, 30*time.Second, "image check pod decided", func() bool {
+		p, err := h.kube.CoreV1().Pods(h.ns).Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		st := p.Status.ContainerStatuses[0].State
+		switch {
+		case st.Running != nil || st.Terminated != nil:
+			return true
+		case st.Waiting != nil && st.Waiting.Reason != "ContainerCreating":
+			reason = st.Waiting.Reason
+			return true
+		}
+		return false
+	})
+	if reason != "" {
+		t.Fatalf("image %s is not on the node: %s", ref, reason)
+	}
+}

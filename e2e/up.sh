@@ -27,8 +27,10 @@ done
 
 # The peer's hooks talk to the cluster as the README's least-privilege service account,
 # not as cluster admin, so the shipped RBAC manifest is what the e2e suite proves.
-sed "s/namespace: fabric-chaincode/namespace: $KUBECC_NAMESPACE/" "$REPO_ROOT/examples/builder/rbac.yaml" |
-	"$KUBECTL" apply -f - >/dev/null
+for f in rbac.yaml rbac-prepull.yaml; do
+	sed "s/namespace: fabric-chaincode/namespace: $KUBECC_NAMESPACE/" "$REPO_ROOT/examples/builder/$f" |
+		"$KUBECTL" apply -f - >/dev/null
+done
 token=$("$KUBECTL" -n "$KUBECC_NAMESPACE" create token fabric-peer --duration=48h)
 server=$("$KUBECTL" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 ca=$("$KUBECTL" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
@@ -49,6 +51,7 @@ registry: $REGISTRY/kubecc
 registryInsecure: true
 kubeconfig: $builder/kubeconfig
 namespace: $KUBECC_NAMESPACE
+prepull: true
 YAML
 mv -f "$builder/config.yaml.new" "$builder/config.yaml"
 

@@ -22,7 +22,17 @@ NODE_LOGGING_SPEC="${FABRIC_NODE_LOGGING_SPEC:-grpc=warning:info}"
 IP=$(node_ip)
 [ -n "$IP" ] || die "no non-loopback IPv4 address found"
 KUBECC_BUILDER_DIR=$(mkdir -p "$KUBECC_BUILDER_DIR" && cd "$KUBECC_BUILDER_DIR" && pwd)
-PARAMS="fabric=$FABRIC_VERSION peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT"
+# The second external builder, after kubecc: the minimal process builder (procbuilder/),
+# copied so that an edit of the checkout cannot change a running peer's hooks halfway.
+# It claims only what kubecc leaves (metadata type procgo: the benchmarks' baseline).
+PROCBUILDER_DIR="$KUBECC_E2E_ROOT/procbuilder"
+mkdir -p "$PROCBUILDER_DIR/bin"
+for h in detect build release run; do
+	cp -f "$REPO_ROOT/e2e/fabric/procbuilder/bin/$h" "$PROCBUILDER_DIR/bin/.$h.new" &&
+		mv -f "$PROCBUILDER_DIR/bin/.$h.new" "$PROCBUILDER_DIR/bin/$h"
+done
+BUILDERS="kubecc:$KUBECC_BUILDER_DIR,procbuilder:$PROCBUILDER_DIR"
+PARAMS="fabric=$FABRIC_VERSION peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT builders=$BUILDERS"
 
 t_up=$(now_ns)
 export PATH="$FABRIC_BIN:$PATH"
@@ -266,7 +276,7 @@ ptls="$PEER_DIR/tls"
 	"peer.mspConfigPath=$PEER_DIR/msp" \
 	"peer.localMspId=Org1MSP" \
 	"vm.endpoint=" \
-	"chaincode.externalBuilders=[{name: kubecc, path: '$KUBECC_BUILDER_DIR', propagateEnvironment: [$propagate]}]" \
+	"chaincode.externalBuilders=[{name: kubecc, path: '$KUBECC_BUILDER_DIR', propagateEnvironment: [$propagate]}, {name: procbuilder, path: '$PROCBUILDER_DIR', propagateEnvironment: [$propagate]}]" \
 	"chaincode.startuptimeout=120s" \
 	"chaincode.executetimeout=30s" \
 	"ledger.snapshots.rootDir=$FABRIC_DIR/peer-data/snapshots" \

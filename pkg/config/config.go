@@ -67,6 +67,8 @@ type Config struct {
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 	// RelayAddress is host:port the job-mode relay listens on and advertises to pods.
 	RelayAddress string `json:"relayAddress,omitempty"`
+	// Prepull makes the build hook get a new image onto the nodes that may run it.
+	Prepull bool `json:"prepull,omitempty"`
 	// LaunchTimeout bounds how long run waits for the container to start.
 	LaunchTimeout Duration `json:"launchTimeout,omitempty"`
 }
@@ -211,6 +213,13 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 			return fmt.Errorf("env KUBECC_REGISTRY_INSECURE: want true or false, got %q", v)
 		}
 		c.RegistryInsecure = b
+	}
+	if v, ok := lookup("KUBECC_PREPULL"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("env KUBECC_PREPULL: want true or false, got %q", v)
+		}
+		c.Prepull = b
 	}
 	if v, ok := lookup("KUBECC_INSECURE_REGISTRIES"); ok && v != "" {
 		c.InsecureRegistries = splitList(v)

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func init() {
+	register(Benchmark{ID: "P2", Title: "resident launch: chaincode stopped → first query served (kubecc pod vs local process)", Run: runP2})
+}
+
+// p2Side is one of the two chaincodes P2 relaunches.
+type p2Side struct {
+	what   string
+	name   string
+	id     string
+	stop   func(ctx context.Context) error
+	first  Sample // wall time of the first query after the stop
+	launch Sample // the peer's chaincode_launch_duration of that relaunch
+	second Sample // the query right after it (chaincode running)
+}
+
+func runP2(ctx context.Context, env *Env) (string, error) {
+	n, err := openNetwork(env.Root)
+	if err != nil {
+		return "", err
+	}
+	defer n.close()
+	dir, err := os.MkdirTemp("", "kubecc-bench-p2-")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	runs := 10
+	if env.Quick {
+		runs = 3
+	}
+	tag := strings.ToLower(env.RunID)
+
+	kName, bName := "p2k"+tag, "p2b"+tag
+	kPkg, err := n.kubeccPackage(ctx, dir, kName, "--launch", "pod")
+	if err != nil {
+		return "", err
+	}
+	kID, err := n.deploy(ctx, kName, kPkg)
+	if err != nil {
+		return "", err
+	}
+	bPkg, err := procgoPackage(ctx, n, dir, bName)
+	if err != nil {
+		return "", err
+	}
+	bID, err := n.deploy(ctx, bName, bPkg)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range []string{kName, bName} {
+		if _, err := n.contract(name).SubmitTransaction("put", "k", "v"); err != nil {
+			return "", fmt.Errorf("first call of %s: %w", name, err)
+		}
+	}
+	if len(chaincodeProcs(bID)) == 0 {
+		return "", fmt.Errorf("%s does not run as a local process: is procbuilder the peer's second builder (bash e2e/up.sh)?", bID)
+	}
+
+	kube := &p2Side{what: "kubecc, resident pod", name: kName, id: kID}
+	kube.stop = func(ctx context.Context) error {
+		zero := int64(0)
+		list, err := n.kube.CoreV1().Pods(n.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubecc"})
+		if err != nil {
+			return err
+		}
+		deleted := 0
+		for _, p := range list.Items {
+			if p.Annotations["kubecc.io/package-id"] == kID && p.DeletionTimestamp == nil {
+				if err := n.kube.CoreV1().Pods(n.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+					return err
+				}
+				deleted++
+			}
+		}
+		if deleted == 0 {
+			return fmt.Errorf("no pod of %s to delete", kID)
+		}
+		// run exits once it sees the container end; the peer has seen the chaincode
+		// stream close before (the container's sockets closed when it was killed).
+		if !waitProcs(func() []localProc { return runProcs(kID) }, 30*time.Second) {
+			return fmt.Errorf("run of %s still there 30 s after its pod was deleted", kID)
+		}
+		return n.waitNoPods(ctx, kID, 30*time.Second)
+	}
+	base := &p2Side{what: "procbuilder, local process", name: bName, id: bID}
+	base.stop = func(context.Context) error {
+		ps := chaincodeProcs(bID)
+		if len(ps) == 0 {
+			return fmt.Errorf("no chaincode process of %s to kill", bID)
+		}
+		killProcs(ps)
+		if !waitProcs(func() []localProc { return chaincodeProcs(bID) }, 30*time.Second) {
+			return fmt.Errorf("chaincode process of %s still there 30 s after SIGKILL", bID)
+		}
+		return nil
+	}
+
+	env.Logf("P2: %d relaunches each, kubecc and procbuilder alternated", runs)
+	for i := 0; i < runs; i++ {
+		order := []*p2Side{kube, base}
+		if i%2 == 1 {
+			order = []*p2Side{base, kube}
+		}
+		for _, s := range order {
+			if err := s.stop(ctx); err != nil {
+				return "", err
+			}
+			time.Sleep(200 * time.Millisecond) // let the peer finish deregistering
+			before, err := scrapePeer(ctx, n)
+			if err != nil {
+				return "", err
+			}
+			start := time.Now()
+			if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
+				return "", fmt.Errorf("first query of %s after stop %d: %w", s.name, i, err)
+			}
+			s.first = append(s.first, time.Since(start).Seconds())
+			start = time.Now()
+			if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
+				return "", fmt.Errorf("second query of %s: %w", s.name, err)
+			}
+			s.second = append(s.second, time.Since(start).Seconds())
+			after, err := scrapePeer(ctx, n)
+			if err != nil {
+				return "", err
+			}
+			if c, mean := histDelta(before, after, "chaincode_launch_duration", label("chaincode", s.id), label("success", "true")); c == 1 {
+				s.launch = append(s.launch, mean)
+			} else {
+				env.Logf("P2: %s: %v launches counted by the peer during run %d", s.name, c, i)
+			}
+		}
+	}
+	phases := p2PodPhases(filepath.Join(n.root, "logs", "peer.log"), kID)
+
+	ratio := kube.first.Median() / base.first.Median()
+	lratio := kube.launch.Median() / base.launch.Median()
+	var b strings.Builder
+	b.WriteString(env.Machine.Markdown(env.Command))
+	fmt.Fprintf(&b, "\n%d relaunches per side, kubecc and the baseline alternated; figures are median (min–max).\n\n", len(kube.first))
+	fmt.Fprintf(&b, "| figure | kubecc (resident pod) | procbuilder (local process, baseline) | ratio kubecc/baseline | goal | result |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| first query after the chaincode was stopped, wall time at the client | %s | %s | %.2f | ratio ≤ 1.5 | %s |\n",
+		kube.first.Format(ms), base.first.Format(ms), ratio, passMiss(ratio <= 1.5))
+	fmt.Fprintf(&b, "| peer's `chaincode_launch_duration` of that relaunch (run started → chaincode registered) | %s | %s | %.2f | | (info) |\n",
+		kube.launch.Format(ms), base.launch.Format(ms), lratio)
+	fmt.Fprintf(&b, "| the next query (chaincode running), for reference | %s | %s | %.2f | | (info) |\n\n",
+		kube.second.Format(ms), base.second.Format(ms), kube.second.Median()/base.second.Median())
+	if len(phases) > 0 {
+		fmt.Fprintf(&b, "Where kubecc's launch goes (median over the %.0f launches of its package, from `run`'s lines in the peer log; times since run started):\n\n| phase | median |\n|---|---|\n", phases["launches"][0])
+		for _, p := range []string{"pod created", "pod scheduled", "container started"} {
+			if s := Sample(phases[p][1:]); len(s) > 0 {
+				fmt.Fprintf(&b, "| %s | %s |\n", p, s.Format(ms))
+			}
+		}
+		b.WriteString("\n(`container started` is when the kubelet reported it, which lags behind the container itself: the chaincode has often registered with the peer first.)\n\n")
+	}
+	fmt.Fprintf(&b, "Setup: the same chaincode (`examples/chaincode/go`) on the same peer, which has two external builders: kubecc first, then the minimal process builder (`e2e/fabric/procbuilder`: `go build`, then the binary runs as a local process that dials the peer). kubecc's package is a `kubecc package --launch pod` image package; the baseline is `peer lifecycle chaincode package --lang golang` output with metadata.json's type rewritten to `procgo`, which only procbuilder claims. Both were invoked once before the first figure, so kubecc's image is on the node and procbuilder's binary is built. ")
+	b.WriteString("A relaunch is forced by stopping the chaincode: kubecc's pod is deleted (grace period 0) and the bench waits until `run` has exited and the pod is gone; procbuilder's chaincode process gets SIGKILL and the bench waits until it is gone. Then the first query (Gateway evaluate `get`) makes the peer launch the chaincode again: its wall time covers the peer's launch (run hook started → chaincode registered) and the query. ")
+	b.WriteString("Sources: wall times are measured in the bench process around the Gateway client call; the launch figure is the delta of the peer's own `chaincode_launch_duration` histogram (sum/count for the package ID, operations endpoint `/metrics`) across each first query.\n")
+	return b.String(), nil
+}
+
+var p2PhaseLine = regexp.MustCompile(`kubecc run: (pod scheduled|container started)[^(]*\(([0-9.]+)(ms|s)\)`)
+var p2Elapsed = regexp.MustCompile(`\(([0-9.]+)(ms|s)\)`)
+
+// p2PodPhases reads run's per-phase lines for the launches of one resident package
+// from the peer log: phase to [count, seconds...]; "launches" to [count].
+func p2PodPhases(peerLog, packageID string) map[string][]float64 {
+	data, err := os.ReadFile(peerLog)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]float64{"launches": {0}}
+	add := func(k, v, unit string) {
+		if out[k] == nil {
+			out[k] = []float64{0}
+		}
+		var f float64
+		_, _ = fmt.Sscanf(v, "%g", &f)
+		if unit == "ms" {
+			f /= 1000
+		}
+		out[k][0]++
+		out[k] = append(out[k], f)
+	}
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "kubecc run: ") && strings.Contains(line, " created for ") {
+			in = strings.Contains(line, "kubecc run: pod ") && strings.Contains(line, "created for "+packageID)
+			if in {
+				out["launches"][0]++
+				if m := p2Elapsed.FindAllStringSubmatch(line, -1); len(m) > 0 {
+					last := m[len(m)-1]
+					add("pod created", last[1], last[2])
+				}
+			}
+			continue
+		}
+		if !in {
+			continue
+		}
+		if m := p2PhaseLine.FindStringSubmatch(line); m != nil {
+			add(m[1], m[2], m[3])
+		}
+	}
+	return out
+}
