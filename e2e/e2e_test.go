@@ -161,6 +161,11 @@ func TestE2E(t *testing.T) {
 		if err := remote.Delete(byDigest); err != nil {
 			t.Fatalf("delete manifest: %v", err)
 		}
+		// The build hook pre-pulled it onto the node: remove it there too, as if the
+		// node were new.
+		if out, err := h.run(ctx, "ctr", "images", "rm", "--sync", byDigest.String(), tag); err != nil {
+			t.Fatalf("remove the image from the node: %v\n%s", err, out)
+		}
 		h.deploy(t, "broken", id, 1)
 		start := time.Now()
 		out, err := h.invoke("broken", "ping")

@@ -66,6 +66,7 @@ func runP4(ctx context.Context, env *Env) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	defer stopChaincodes(context.WithoutCancel(ctx), n, kID, bID)
 	kube := &p4Side{what: "kubecc, resident pod", name: kName, id: kID}
 	base := &p4Side{what: "procbuilder, local process", name: bName, id: bID}
 	for _, s := range []*p4Side{kube, base} {
@@ -132,7 +133,7 @@ func runP4(ctx context.Context, env *Env) (string, error) {
 	fmt.Fprintf(&b, "| peer: mean proposal time during the queries | %s (%.0f) | %s (%.0f) | %.2f | | (info) |\n",
 		ms(kube.evalEndorse[1]), kube.evalEndorse[0], ms(base.evalEndorse[1]), base.evalEndorse[0], kube.evalEndorse[1]/base.evalEndorse[1])
 	fmt.Fprintf(&b, "| peer: mean PUT_STATE handling (`chaincode_shim_request_duration`) | %s (%.0f) | %s (%.0f) | %.2f | | (info) |\n\n",
-		ms(kube.putState[1]), kube.putState[0], ms(base.putState[1]), base.putState[0], kube.putState[1]/base.putState[1])
+		p4us(kube.putState[1]), kube.putState[0], p4us(base.putState[1]), base.putState[0], kube.putState[1]/base.putState[1])
 	for _, s := range []*p4Side{kube, base} {
 		if s.firstErr != nil {
 			fmt.Fprintf(&b, "First error of %s: `%s`\n\n", s.what, strings.ReplaceAll(strings.SplitN(s.firstErr.Error(), "\n", 2)[0], "`", "'"))
@@ -200,3 +201,5 @@ func p4BatchTimeout(n *network) string {
 	}
 	return "100ms (the harness default)"
 }
+
+func p4us(v float64) string { return fmt.Sprintf("%.0f µs", v*1e6) }

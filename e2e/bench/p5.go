@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,41 +59,57 @@ func runP5(ctx context.Context, env *Env) (string, error) {
 		}
 		return nil
 	}
-	// rss reads VmRSS and VmHWM of the one run process of a package.
-	rss := func(id string) (float64, float64, error) {
+	// rss reads the memory of the one run process of a package: VmRSS, VmHWM, RssAnon,
+	// RssFile, then Pss and the private pages from smaps_rollup.
+	rss := func(id string) ([6]float64, error) {
+		var out [6]float64
 		ps := runProcs(id)
 		if len(ps) != 1 {
-			return 0, 0, fmt.Errorf("%d run processes for %s, want 1", len(ps), id)
+			return out, fmt.Errorf("%d run processes for %s, want 1", len(ps), id)
 		}
-		cur, err := procStatus(ps[0].PID, "VmRSS")
+		for i, f := range []string{"VmRSS", "VmHWM", "RssAnon", "RssFile"} {
+			v, err := procStatus(ps[0].PID, f)
+			if err != nil {
+				return out, err
+			}
+			out[i] = v
+		}
+		var err error
+		if out[4], err = procKB(ps[0].PID, "smaps_rollup", "Pss"); err != nil {
+			return out, err
+		}
+		clean, err := procKB(ps[0].PID, "smaps_rollup", "Private_Clean")
 		if err != nil {
-			return 0, 0, err
+			return out, err
 		}
-		hwm, err := procStatus(ps[0].PID, "VmHWM")
-		return cur, hwm, err
+		dirty, err := procKB(ps[0].PID, "smaps_rollup", "Private_Dirty")
+		out[5] = clean + dirty
+		return out, err
 	}
 
 	cycles := env.N
-	var resRSS, resHWM, jobWarm, jobIdle, jobHWM, idleAfter, podsLeft, objsLeft Sample
+	var resRSS, resHWM, resAnon, resFile, resPss, resUss, jobRSS, jobHWM, jobAnon, jobFile, jobPss, jobUss, idleAfter, podsLeft, objsLeft, runsLeft Sample
 	for i := 0; i < cycles; i++ {
 		env.Logf("P5: cycle %d/%d", i+1, cycles)
 		if err := calls(rName); err != nil {
 			return "", err
 		}
-		cur, hwm, err := rss(rID)
+		m, err := rss(rID)
 		if err != nil {
 			return "", err
 		}
-		resRSS, resHWM = append(resRSS, cur), append(resHWM, hwm)
+		resRSS, resHWM, resAnon, resFile = append(resRSS, m[0]), append(resHWM, m[1]), append(resAnon, m[2]), append(resFile, m[3])
+		resPss, resUss = append(resPss, m[4]), append(resUss, m[5])
 
 		if err := calls(jName); err != nil {
 			return "", err
 		}
 		last := time.Now()
-		if cur, _, err = rss(jID); err != nil {
+		if m, err = rss(jID); err != nil {
 			return "", err
 		}
-		jobWarm = append(jobWarm, cur)
+		jobRSS, jobHWM, jobAnon, jobFile = append(jobRSS, m[0]), append(jobHWM, m[1]), append(jobAnon, m[2]), append(jobFile, m[3])
+		jobPss, jobUss = append(jobPss, m[4]), append(jobUss, m[5])
 		if err := n.waitNoPods(ctx, jID, p5IdleTimeout+60*time.Second); err != nil {
 			return "", err
 		}
@@ -108,11 +125,9 @@ func runP5(ctx context.Context, env *Env) (string, error) {
 			return "", err
 		}
 		objsLeft = append(objsLeft, float64(objs))
-		if cur, hwm, err = rss(jID); err != nil {
-			return "", err
-		}
-		jobIdle, jobHWM = append(jobIdle, cur), append(jobHWM, hwm)
+		runsLeft = append(runsLeft, float64(len(runProcs(jID))))
 	}
+	stopChaincodes(ctx, n, rID, jID)
 
 	const goal = 20 << 20
 	mb := func(v float64) string { return fmt.Sprintf("%.1f MB", v/1e6) }
@@ -120,14 +135,20 @@ func runP5(ctx context.Context, env *Env) (string, error) {
 	b.WriteString(env.Machine.Markdown(env.Command))
 	fmt.Fprintf(&b, "\n%d cycles; figures are median (min–max).\n\n", cycles)
 	b.WriteString("| figure | result | goal | result |\n|---|---|---|---|\n")
+	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	fmt.Fprintf(&b, "| `run` of a resident chaincode (pod mode), VmRSS after 1 invoke + 20 queries | %s (%s) | ≤ 20 MB | %s |\n", resRSS.Format(mb), resRSS.Format(mib), passMiss(resRSS.Max() <= goal))
-	fmt.Fprintf(&b, "| `run` of a serverless chaincode (job mode, relay inside), VmRSS while its pod serves | %s (%s) | ≤ 20 MB | %s |\n", jobWarm.Format(mb), jobWarm.Format(mib), passMiss(jobWarm.Max() <= goal))
-	fmt.Fprintf(&b, "| the same `run` while the chaincode is idle (scaled to zero) | %s (%s) | ≤ 20 MB | %s |\n", jobIdle.Format(mb), jobIdle.Format(mib), passMiss(jobIdle.Max() <= goal))
-	fmt.Fprintf(&b, "| peak RSS (VmHWM) of the resident / serverless `run` | %s / %s | | (info) |\n", resHWM.Format(mb), jobHWM.Format(mb))
-	fmt.Fprintf(&b, "| pods of the serverless chaincode when idle (2 s after it scaled to zero) | %s | 0 pods | %s |\n", podsLeft.Format(func(v float64) string { return fmt.Sprintf("%.0f", v) }), passMiss(podsLeft.Max() == 0))
-	fmt.Fprintf(&b, "| its Jobs and pods in any state (terminating included) at that time | %s | | (info) |\n", objsLeft.Format(func(v float64) string { return fmt.Sprintf("%.0f", v) }))
+	fmt.Fprintf(&b, "| `run` of a serverless chaincode (job mode, relay inside), VmRSS while its pod serves | %s (%s) | ≤ 20 MB | %s |\n", jobRSS.Format(mb), jobRSS.Format(mib), passMiss(jobRSS.Max() <= goal))
+	fmt.Fprintf(&b, "| `run` processes of the serverless chaincode when idle (2 s after it scaled to zero) | %s (run exits with its pod; the peer starts it again on the next call) | | (info) |\n", runsLeft.Format(count))
+	fmt.Fprintf(&b, "| pods of the serverless chaincode when idle (2 s after it scaled to zero) | %s | 0 pods | %s |\n", podsLeft.Format(count), passMiss(podsLeft.Max() == 0))
+	fmt.Fprintf(&b, "| its Jobs and pods in any state (terminating included) at that time | %s | | (info) |\n", objsLeft.Format(count))
 	fmt.Fprintf(&b, "| last call → no pod left (idle timeout %s) | %s | | (info) |\n\n", p5IdleTimeout, idleAfter.Format(secs))
-	b.WriteString("Setup: `examples/chaincode/go` as two `kubecc package` image packages on the harness peer, one `--launch pod` (resident), one `--launch job --idle-timeout " + p5IdleTimeout.String() + "` (serverless). Each cycle calls both (one submit, 20 evaluates), reads the resident `run`'s memory, reads the serverless `run`'s memory while its pod is up, waits until the serverless chaincode has no pod, waits 2 s more, counts its pods and reads the idle `run`'s memory. ")
+	fmt.Fprintf(&b, "Where `run`'s memory goes (`/proc/<pid>/status` and `smaps_rollup`): RssFile is the mapped pages of its own executable, in the page cache once and shared by every `run` (%d of them on the peer now); RssAnon its heap and stacks; Pss charges shared pages pro rata, Private is what this process alone holds; VmHWM the peak RSS:\n\n| process | VmRSS | RssAnon | RssFile | Pss | Private | VmHWM |\n|---|---|---|---|---|---|---|\n", len(procsOf("", "/bin/run")))
+	fmt.Fprintf(&b, "| resident `run` | %s | %s | %s | %s | %s | %s |\n", resRSS.Format(mb), resAnon.Format(mb), resFile.Format(mb), resPss.Format(mb), resUss.Format(mb), resHWM.Format(mb))
+	fmt.Fprintf(&b, "| serverless `run` (warm) | %s | %s | %s | %s | %s | %s |\n\n", jobRSS.Format(mb), jobAnon.Format(mb), jobFile.Format(mb), jobPss.Format(mb), jobUss.Format(mb), jobHWM.Format(mb))
+	if info, err := os.Stat(filepath.Join(n.root, "builder", "bin", "run")); err == nil {
+		fmt.Fprintf(&b, "The `run` executable is %s (static, CGO off).\n\n", mb(float64(info.Size())))
+	}
+	b.WriteString("Setup: `examples/chaincode/go` as two `kubecc package` image packages on the harness peer, one `--launch pod` (resident), one `--launch job --idle-timeout " + p5IdleTimeout.String() + "` (serverless). Each cycle calls both (one submit, 20 evaluates), reads the resident `run`'s memory, reads the serverless `run`'s memory while its pod is up, waits until the serverless chaincode has no pod, waits 2 s more, then counts its pods and its `run` processes. ")
 	b.WriteString("Sources: VmRSS and VmHWM from `/proc/<pid>/status` of the peer's `run` hook processes (found by their command line: `…/bin/run` with the package ID, ':' replaced by '-', in the build directory argument; exactly one per chaincode); pods from the Kubernetes API (label `app.kubernetes.io/managed-by=kubecc`, annotation `kubecc.io/package-id`), counting pods not being deleted and not finished. MB = 10⁶ bytes, MiB = 2²⁰ bytes; the goal is read as 20 MiB.\n")
 	return b.String(), nil
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // procgoPackage packages examples/chaincode/go with `peer lifecycle chaincode package
@@ -98,8 +100,11 @@ func runProcs(packageID string) []localProc { return procsOf(packageID, "/bin/ru
 func chaincodeProcs(packageID string) []localProc { return procsOf(packageID, "/chaincode") }
 
 // procStatus reads a field of /proc/PID/status in bytes (VmRSS, VmHWM: kB there).
-func procStatus(pid int, field string) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+func procStatus(pid int, field string) (float64, error) { return procKB(pid, "status", field) }
+
+// procKB reads a "Field: N kB" line of /proc/PID/file (status, smaps_rollup) in bytes.
+func procKB(pid int, file, field string) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0, err
 	}
@@ -117,7 +122,7 @@ func procStatus(pid int, field string) (float64, error) {
 		kb, err := strconv.ParseFloat(fs[0], 64)
 		return kb * 1024, err
 	}
-	return 0, fmt.Errorf("pid %d: no %s in its status", pid, field)
+	return 0, fmt.Errorf("pid %d: no %s in its %s", pid, field, file)
 }
 
 // waitProcs waits until list() is empty (true) or timeout passes (false).
@@ -213,3 +218,90 @@ func histDelta(before, after peerMetrics, name string, labels ...string) (count,
 }
 
 func label(k, v string) string { return fmt.Sprintf("%s=%q", k, v) }
+
+// uptimeNow is the seconds since boot (/proc/uptime, 10 ms resolution), the clock
+// of procStarted.
+func uptimeNow() float64 {
+	data, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// procStarted is when a process started, in seconds since boot (field 22 of
+// /proc/PID/stat, in clock ticks of 10 ms).
+func procStarted(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: odd stat %q", pid, s)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	ticks, err := strconv.ParseFloat(f[19], 64) // field 22 counts pid and comm
+	return ticks / 100, err
+}
+
+// envProcs lists the processes whose environment holds CORE_CHAINCODE_ID_NAME set to
+// the package ID: the chaincode itself, wherever it runs on this machine (a pod's
+// container process included).
+func envProcs(packageID string) []localProc {
+	entries, _ := os.ReadDir("/proc")
+	want := []byte("CORE_CHAINCODE_ID_NAME=" + packageID + "\x00")
+	var out []localProc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(data, want) {
+			continue
+		}
+		args, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, localProc{PID: pid, Args: strings.Split(strings.TrimRight(string(args), "\x00"), "\x00")})
+	}
+	return out
+}
+
+// startedSince is when the first of ps started, in seconds after t0 (uptime seconds).
+func startedSince(ps []localProc, t0 float64) (float64, bool) {
+	best, ok := 0.0, false
+	for _, p := range ps {
+		if s, err := procStarted(p.PID); err == nil && (!ok || s < best) {
+			best, ok = s, true
+		}
+	}
+	return best - t0, ok
+}
+
+// stopChaincodes ends chaincodes a benchmark started, so that it leaves nothing running:
+// kubecc's pods are deleted (run exits, and the peer forgets the chaincode until its next
+// call), procbuilder's chaincode processes are killed.
+func stopChaincodes(ctx context.Context, n *network, packageIDs ...string) {
+	zero := int64(0)
+	list, err := n.kube.CoreV1().Pods(n.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubecc"})
+	for _, id := range packageIDs {
+		killProcs(chaincodeProcs(id))
+		if err != nil {
+			continue
+		}
+		for _, p := range list.Items {
+			if p.Annotations["kubecc.io/package-id"] == id && p.DeletionTimestamp == nil {
+				_ = n.kube.CoreV1().Pods(n.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+			}
+		}
+	}
+}
