@@ -163,7 +163,7 @@ func TestE2E(t *testing.T) {
 		}
 		// The build hook pre-pulled it onto the node: remove it there too, as if the
 		// node were new.
-		if out, err := h.run(ctx, "ctr", "images", "rm", "--sync", byDigest.String()); err != nil {
+		if out, err := h.run(ctx, filepath.Join(h.root, "cluster/bin/ctr"), "images", "rm", "--sync", byDigest.String()); err != nil {
 			t.Fatalf("remove the image from the node: %v\n%s", err, out)
 		}
 		h.deploy(t, "broken", id, 1)

@@ -14,5 +14,10 @@ trap cleanup EXIT
 # A fresh channel each run: the scenarios install and commit fixed names.
 bash "$REPO_ROOT/e2e/fabric/down.sh" >/dev/null 2>&1 || true
 bash "$REPO_ROOT/e2e/up.sh"
+# and no chaincode objects of an earlier network (a killed peer's run hooks cannot clean up).
+# shellcheck source=/dev/null
+. "$KUBECC_E2E_ROOT/cluster/env"
+"$KUBECTL" -n "${KUBECC_NAMESPACE:-kubecc}" delete pods,jobs,secrets -l app.kubernetes.io/managed-by=kubecc \
+	--grace-period=0 --force --wait=true >/dev/null 2>&1 || true
 cd "$REPO_ROOT"
 go test -tags e2e -count=1 -v -timeout 40m ./e2e/ 2>&1 | tee "$KUBECC_E2E_LOGS/e2e-test.log"
