@@ -69,6 +69,9 @@ type Config struct {
 	RelayAddress string `json:"relayAddress,omitempty"`
 	// Prepull makes the build hook get a new image onto the nodes that may run it.
 	Prepull bool `json:"prepull,omitempty"`
+	// RelayLinger is how long a job-mode relay stays registered with the peer after it
+	// scaled the chaincode to zero (default 2m); then run exits.
+	RelayLinger Duration `json:"relayLinger,omitempty"`
 	// LaunchTimeout bounds how long run waits for the container to start.
 	LaunchTimeout Duration `json:"launchTimeout,omitempty"`
 }
@@ -251,6 +254,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	for key, dst := range map[string]*Duration{
 		"KUBECC_IDLE_TIMEOUT":   &c.IdleTimeout,
 		"KUBECC_LAUNCH_TIMEOUT": &c.LaunchTimeout,
+		"KUBECC_RELAY_LINGER":   &c.RelayLinger,
 	} {
 		if v, ok := lookup(key); ok && v != "" {
 			d, err := time.ParseDuration(v)

@@ -109,33 +109,14 @@ func (l *Launcher) Run(ctx context.Context) error {
 			p.ClientCert, p.ClientKey, p.RootCert = string(c.ClientCertPEM), string(c.ClientKeyPEM), string(c.CAPEM)
 		}
 	}
-	secretName := ""
-	if s := p.Secret(name); s != nil {
-		if _, err := l.Kube.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
-		}
-		secretName = name
-	}
-	owner, err := l.create(ctx, name, secretName)
+	secretName, err := l.startInstance(ctx, name)
 	if err != nil {
-		l.deleteAll(name, secretName)
 		return err
 	}
-	l.logf("%s %s/%s created for %s, image %s (%s)", strings.ToLower(owner.Kind), ns, name, p.Run.ChaincodeID, p.Image.Ref(), l.elapsed())
-	if secretName != "" {
-		// The Secret goes when its owner goes, even if run is killed before it can clean up.
-		go l.ownSecret(ctx, secretName, owner)
+	if rl != nil {
+		return l.serveJobs(ctx, rl, name, secretName)
 	}
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- l.watch(watchCtx, name) }()
-	if rl == nil {
-		err = <-watchErr
-	} else {
-		err = l.serveRelay(ctx, rl, watchErr, stopWatch)
-	}
+	err = l.watch(ctx, name)
 	if ctx.Err() != nil {
 		l.logf("stopping: deleting %s and its secret", name)
 		err = nil
@@ -144,33 +125,106 @@ func (l *Launcher) Run(ctx context.Context) error {
 	return err
 }
 
-// serveRelay runs the relay beside the watch and says how the launch ended.
-func (l *Launcher) serveRelay(ctx context.Context, rl *relay.Relay, watchErr <-chan error, stopWatch func()) error {
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	defer stopRelay()
+// startInstance creates one instance of the chaincode: its Secret and its Pod or Job.
+func (l *Launcher) startInstance(ctx context.Context, name string) (string, error) {
+	p := l.Params
+	ns := p.Config.Namespace
+	secretName := ""
+	if s := p.Secret(name); s != nil {
+		if _, err := l.Kube.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			return "", fmt.Errorf("create secret %s/%s: %w", ns, name, err)
+		}
+		secretName = name
+	}
+	owner, err := l.create(ctx, name, secretName)
+	if err != nil {
+		l.deleteAll(name, secretName)
+		return "", err
+	}
+	l.logf("%s %s/%s created for %s, image %s (%s)", strings.ToLower(owner.Kind), ns, name, p.Run.ChaincodeID, p.Image.Ref(), l.elapsed())
+	if secretName != "" {
+		// The Secret goes when its owner goes, even if run is killed before it can clean up.
+		go l.ownSecret(ctx, secretName, owner)
+	}
+	return secretName, nil
+}
+
+// instance is one Job of a serverless launch and the watch on its pod.
+type instance struct {
+	name, secret string
+	stop         context.CancelFunc
+	ended        chan error
+}
+
+func (l *Launcher) watchInstance(ctx context.Context, name, secret string) *instance {
+	wctx, stop := context.WithCancel(ctx)
+	in := &instance{name: name, secret: secret, stop: stop, ended: make(chan error, 1)}
+	go func() { in.ended <- l.watch(wctx, name) }()
+	return in
+}
+
+// serveJobs runs the relay and the Jobs it needs: the relay lets go of an idle
+// chaincode (its Job is deleted: scale to zero) and asks for a new one when a
+// transaction comes, while it stays registered with the peer.
+func (l *Launcher) serveJobs(ctx context.Context, rl *relay.Relay, name, secret string) error {
 	relayErr := make(chan error, 1)
 	// On SIGTERM the relay lets the transaction in flight finish (the peer's SIGKILL
 	// follows in 5 s, and deleting takes a moment).
-	go func() { relayErr <- rl.Serve(relayCtx, 3*time.Second) }()
+	go func() { relayErr <- rl.Serve(ctx, 3*time.Second) }()
 	go l.logRelayEvents(ctx, rl)
-	select {
-	case err := <-relayErr:
-		stopWatch()
-		if errors.Is(err, relay.ErrIdle) {
-			l.logf("idle: scaling to zero after %s", l.elapsed())
-			return nil
+	cur := l.watchInstance(ctx, name, secret)
+	end := func() {
+		if cur != nil {
+			cur.stop()
+			l.deleteAll(cur.name, cur.secret)
+			cur = nil
 		}
-		return err
-	case err := <-watchErr:
-		if ctx.Err() == nil {
-			stopRelay()
+	}
+	defer end()
+	for {
+		var ended <-chan error
+		if cur != nil {
+			ended = cur.ended
 		}
-		<-relayErr // after a SIGTERM this waits for the drain
-		var exit *ExitError
-		if errors.As(err, &exit) && rl.Closing() {
-			return nil // the chaincode ended because the relay closed its stream
+		select {
+		case err := <-relayErr:
+			if ctx.Err() != nil {
+				l.logf("stopping: deleting the job and its secret")
+				return nil
+			}
+			if errors.Is(err, relay.ErrIdle) {
+				l.logf("idle: run exits; the peer calls it again on the next invoke (%s)", l.elapsed())
+				return nil
+			}
+			return err
+		case <-rl.Released():
+			l.logf("idle: scaling to zero (%s)", l.elapsed())
+			end()
+		case <-rl.Want():
+			if cur == nil {
+				next := l.Params.NewName()
+				s, err := l.startInstance(ctx, next)
+				if err != nil {
+					return err
+				}
+				cur = l.watchInstance(ctx, next, s)
+			}
+		case err := <-ended:
+			if ctx.Err() != nil {
+				<-relayErr // the drain after SIGTERM
+				return nil
+			}
+			select {
+			case <-rl.Released(): // it ended because the relay let go of it
+				l.logf("idle: scaling to zero (%s)", l.elapsed())
+				end()
+				continue
+			default:
+			}
+			// The chaincode ended while attached, or its pod failed to start: run
+			// exits and the relay ends the peer stream, so the peer does not wait on it.
+			return err
 		}
-		return err
 	}
 }
 
@@ -202,7 +256,7 @@ func (l *Launcher) newRelay() (*relay.Relay, error) {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		advertise = peerHost
 	}
-	cfg := relay.Config{Listen: listen, Advertise: advertise, PeerAddress: p.Run.PeerAddress, IdleTimeout: p.IdleTimeout, Logf: func(f string, a ...any) { l.logf("relay: "+f, a...) }}
+	cfg := relay.Config{Listen: listen, Advertise: advertise, PeerAddress: p.Run.PeerAddress, IdleTimeout: p.IdleTimeout, Linger: p.Config.RelayLinger.Duration, Logf: func(f string, a ...any) { l.logf("relay: "+f, a...) }}
 	if p.Run.TLS() {
 		if cfg.PeerTLS, err = relay.PeerTLS(p.Run.ClientCert, p.Run.ClientKey, p.Run.RootCert); err != nil {
 			return nil, err

@@ -1,9 +1,16 @@
 // Package relay is the transaction-aware proxy that makes serverless chaincode work
 // with a stock peer. The chaincode dials the relay (inside run); the relay dials the
 // peer with the peer-minted certificate and passes ChaincodeMessages both ways,
-// counting transactions in flight. When none is in flight and nothing has happened for
-// the idle timeout, it ends both streams: the peer then treats the chaincode as gone
-// and calls run again on the next invoke.
+// counting transactions in flight.
+//
+// The relay keeps its stream to the peer while the chaincode comes and goes: when no
+// transaction is in flight and nothing happened for the idle timeout, it lets go of
+// the chaincode (its pod is deleted: scale to zero) but stays registered with the peer.
+// A transaction that arrives then waits in the relay while a new pod starts; the new
+// chaincode is greeted as the peer greeted the first one, and the transaction goes to
+// it. The peer never sees the chaincode leave, so no call can race an idle exit. After
+// a longer quiet spell (Linger) the relay ends the peer stream too and run exits; the
+// peer calls run again on the next invoke.
 package relay
 
 import (
@@ -22,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // maxMsgSize matches the peer's and the shims' limit.
@@ -32,6 +40,9 @@ const maxMsgSize = 100 << 20
 // is never called must not stay forever, but one launched by an invoke must live to
 // serve it.
 const UnusedGrace = 10 * time.Second
+
+// DefaultLinger is how long a relay with no chaincode stays registered with the peer.
+const DefaultLinger = 2 * time.Minute
 
 // Config of a relay.
 type Config struct {
@@ -44,8 +55,11 @@ type Config struct {
 	// PeerTLS dials the peer with TLS (nil: plain, the peer has TLS off). It also turns
 	// on TLS toward the chaincode with certificates minted for this launch.
 	PeerTLS *tls.Config
-	// IdleTimeout: 0 ends after the first transactions complete; N ends after N without any.
+	// IdleTimeout: 0 lets go of the chaincode after each burst of transactions; N after N without any.
 	IdleTimeout time.Duration
+	// Linger is how long the relay stays registered with no chaincode before it ends
+	// the peer stream (default DefaultLinger; negative: end it together with the chaincode).
+	Linger time.Duration
 	// Logf receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -58,9 +72,10 @@ const (
 	EventConnected  Event = "chaincode connected"
 	EventRegistered Event = "registered"
 	EventFirstTx    Event = "first transaction"
+	EventReattached Event = "chaincode attached to the peer stream"
 )
 
-// ErrIdle ends Serve when the chaincode was idle for the idle timeout.
+// ErrIdle ends Serve when the relay lingered without a chaincode for Linger.
 var ErrIdle = errors.New("idle")
 
 // Relay is one launch's relay.
@@ -73,21 +88,43 @@ type Relay struct {
 	events chan Event
 	done   chan error
 
-	mu       sync.Mutex
-	claimed  bool
-	inflight map[string]bool
-	last     time.Time
-	started  time.Time
-	served   int
-	closing  bool
-	wake     chan struct{}
-	// registered: the peer answered REGISTERED.
-	registered bool
+	// want is signalled when a peer message waits for a chaincode; released when the
+	// relay let go of one.
+	want     chan struct{}
+	released chan struct{}
 
-	closeOnce   sync.Once
-	closed      chan struct{} // closed when the relay starts ending the streams
-	handlerDone chan struct{} // closed when the chaincode's Register call returns
+	mu         sync.Mutex
+	peer       pb.ChaincodeSupport_RegisterClient
+	peerConn   *grpc.ClientConn
+	peerSendMu sync.Mutex
+	greeting   []*pb.ChaincodeMessage // REGISTERED and READY, as the peer sent them
+	cc         *attachment
+	pending    []*pb.ChaincodeMessage
+	inflight   map[string]bool
+	last       time.Time
+	detachedAt time.Time
+	served     int
+	registered bool
+	closing    bool
+	closeOnce  sync.Once
+	closed     chan struct{}
 }
+
+// attachment is one chaincode connection.
+type attachment struct {
+	stream pb.ChaincodeSupport_RegisterServer
+	sendMu sync.Mutex
+	done   chan struct{} // closed when the relay lets go of it
+	once   sync.Once
+}
+
+func (a *attachment) send(m *pb.ChaincodeMessage) error {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	return a.stream.Send(m)
+}
+
+func (a *attachment) release() { a.once.Do(func() { close(a.done) }) }
 
 // New listens and, with TLS, mints the launch's certificates.
 func New(cfg Config) (*Relay, error) {
@@ -101,7 +138,11 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	r := &Relay{cfg: cfg, events: make(chan Event, 8), done: make(chan error, 1), inflight: map[string]bool{}, wake: make(chan struct{}, 1), closed: make(chan struct{}), handlerDone: make(chan struct{})}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
+	}
+	r := &Relay{cfg: cfg, events: make(chan Event, 16), done: make(chan error, 1), inflight: map[string]bool{},
+		want: make(chan struct{}, 1), released: make(chan struct{}, 1), closed: make(chan struct{})}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize),
 		// The Go shim pings every minute; the gRPC default policy would call that abuse.
@@ -132,36 +173,43 @@ func (r *Relay) Certs() *Certs { return r.certs }
 // Events reports milestones; it is never closed.
 func (r *Relay) Events() <-chan Event { return r.events }
 
-// Closing reports whether the relay itself is ending the streams (so the chaincode's
-// exit that follows is expected).
+// Want fires when a transaction waits for a chaincode: start one.
+func (r *Relay) Want() <-chan struct{} { return r.want }
+
+// Released fires when the relay let go of an idle chaincode: its pod can go.
+func (r *Relay) Released() <-chan struct{} { return r.released }
+
+// Attached reports whether a chaincode is connected now.
+func (r *Relay) Attached() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cc != nil
+}
+
+// Closing reports whether the relay itself is ending the streams.
 func (r *Relay) Closing() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.closing
 }
 
-// Serve relays until the chaincode is idle (ErrIdle), a stream ends (its error), or
-// ctx is cancelled: then it waits up to drain for transactions in flight before it
-// closes (nil).
+// InFlight is the number of transactions the chaincode has not answered yet.
+func (r *Relay) InFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.inflight)
+}
+
+// Serve relays until the relay lingered without a chaincode for Linger (ErrIdle), a
+// stream ends unexpectedly (its error), or ctx is cancelled: then it waits up to drain
+// for transactions in flight before it closes (nil).
 func (r *Relay) Serve(ctx context.Context, drain time.Duration) error {
 	go func() { _ = r.srv.Serve(r.lis) }()
-	defer func() {
-		// Let the handler end both streams cleanly (CloseSend to the peer) before the
-		// server cuts whatever is left.
-		if r.isClaimed() {
-			select {
-			case <-r.handlerDone:
-			case <-time.After(time.Second):
-			}
-		}
-		r.srv.Stop()
-	}()
+	defer r.shutdown()
 	r.mu.Lock()
-	r.started = time.Now()
-	r.last = r.started
+	r.last = time.Now()
 	r.mu.Unlock()
-
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -169,44 +217,61 @@ func (r *Relay) Serve(ctx context.Context, drain time.Duration) error {
 			return err
 		case <-ctx.Done():
 			r.drain(drain)
-			r.close()
 			return nil
-		case <-r.wake:
 		case <-tick.C:
 		}
-		if r.idle() {
-			r.cfg.Logf("idle: no transaction in flight, closing the chaincode and peer streams")
-			r.close()
+		switch r.check() {
+		case "release":
+			r.cfg.Logf("idle: no transaction in flight; letting go of the chaincode (the peer stream stays)")
+			select {
+			case r.released <- struct{}{}:
+			default:
+			}
+		case "end":
+			r.cfg.Logf("no chaincode for %s: ending the peer stream", r.cfg.Linger)
 			return ErrIdle
 		}
 	}
 }
 
-func (r *Relay) idle() bool {
+// check lets go of an idle chaincode, or says the relay has lingered long enough.
+func (r *Relay) check() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Until the chaincode has registered, the launch is under way (and bounded by the
-	// launch timeout), not idle.
-	if len(r.inflight) > 0 || r.closing || !r.registered {
-		return false
+	if r.closing || !r.registered || len(r.inflight) > 0 || len(r.pending) > 0 {
+		return ""
+	}
+	if r.cc == nil {
+		if r.cfg.Linger < 0 || time.Since(r.detachedAt) >= r.cfg.Linger {
+			return "end"
+		}
+		return ""
 	}
 	quiet := time.Since(r.last)
+	wait := r.cfg.IdleTimeout
 	if r.served == 0 {
 		// Launched with no transaction waiting (peer start, commit): give the first
 		// transaction a fair chance to arrive.
-		return quiet >= max(r.cfg.IdleTimeout, UnusedGrace)
+		wait = max(wait, UnusedGrace)
 	}
-	return quiet >= r.cfg.IdleTimeout
+	if quiet < wait {
+		return ""
+	}
+	// Under the lock: a peer message from now on waits in pending for a new chaincode.
+	r.cc.release()
+	r.cc = nil
+	r.detachedAt = time.Now()
+	if r.cfg.Linger < 0 {
+		return "end"
+	}
+	return "release"
 }
 
 // drain waits for transactions in flight to finish, up to d.
 func (r *Relay) drain(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		n := len(r.inflight)
-		r.mu.Unlock()
-		if n == 0 {
+		if r.InFlight() == 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -214,18 +279,35 @@ func (r *Relay) drain(d time.Duration) {
 	r.cfg.Logf("stopping with transactions still in flight; the peer fails them")
 }
 
-// close ends both streams; the chaincode's Register call returns.
-func (r *Relay) close() {
+// shutdown ends both streams and the server.
+func (r *Relay) shutdown() {
 	r.mu.Lock()
 	r.closing = true
+	cc := r.cc
+	r.cc = nil
+	peer := r.peer
 	r.mu.Unlock()
 	r.closeOnce.Do(func() { close(r.closed) })
-}
-
-func (r *Relay) isClaimed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.claimed
+	if cc != nil {
+		cc.release()
+	}
+	if peer != nil {
+		r.peerSendMu.Lock()
+		_ = peer.CloseSend()
+		r.peerSendMu.Unlock()
+	}
+	// Let the handlers return (the chaincode sees its stream end) before the server
+	// cuts whatever is left.
+	stopped := make(chan struct{})
+	go func() { r.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+		r.srv.Stop()
+	}
+	if r.peerConn != nil {
+		_ = r.peerConn.Close()
+	}
 }
 
 // finish ends Serve with err (the first reason wins).
@@ -245,24 +327,45 @@ func (r *Relay) event(e Event) {
 
 func txKey(m *pb.ChaincodeMessage) string { return m.ChannelId + "/" + m.Txid }
 
-// fromPeer notes a message the peer sends to the chaincode.
-func (r *Relay) fromPeer(m *pb.ChaincodeMessage) {
+// fromPeer notes a message from the peer and says where it goes: to the attached
+// chaincode, or nil (it waits in pending and a chaincode is wanted).
+func (r *Relay) fromPeer(m *pb.ChaincodeMessage) *attachment {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch m.Type {
 	case pb.ChaincodeMessage_KEEPALIVE:
-		return
 	case pb.ChaincodeMessage_TRANSACTION, pb.ChaincodeMessage_INIT:
 		r.inflight[txKey(m)] = true
 		if r.served == 0 {
 			r.event(EventFirstTx)
 		}
 		r.served++
-	case pb.ChaincodeMessage_REGISTERED:
-		r.registered = true
-		r.event(EventRegistered)
+		r.last = time.Now()
+	case pb.ChaincodeMessage_REGISTERED, pb.ChaincodeMessage_READY:
+		if !r.registered {
+			r.greeting = append(r.greeting, proto.Clone(m).(*pb.ChaincodeMessage))
+			if m.Type == pb.ChaincodeMessage_REGISTERED {
+				r.event(EventRegistered)
+			} else {
+				r.registered = true
+			}
+		}
+		r.last = time.Now()
+	default:
+		r.last = time.Now()
 	}
-	r.last = time.Now()
+	if r.cc == nil {
+		if m.Type == pb.ChaincodeMessage_KEEPALIVE {
+			return nil // nothing to answer for a chaincode that is not there
+		}
+		r.pending = append(r.pending, m)
+		select {
+		case r.want <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return r.cc
 }
 
 // fromChaincode notes a message the chaincode sends to the peer.
@@ -273,45 +376,19 @@ func (r *Relay) fromChaincode(m *pb.ChaincodeMessage) {
 	case pb.ChaincodeMessage_KEEPALIVE:
 		return
 	case pb.ChaincodeMessage_COMPLETED, pb.ChaincodeMessage_ERROR:
-		if r.inflight[txKey(m)] {
-			delete(r.inflight, txKey(m))
-			if len(r.inflight) == 0 && r.cfg.IdleTimeout == 0 {
-				// Start, serve, exit: wake Serve now rather than at the next tick.
-				select {
-				case r.wake <- struct{}{}:
-				default:
-				}
-			}
-		}
+		delete(r.inflight, txKey(m))
 	}
 	r.last = time.Now()
 }
 
-// InFlight is the number of transactions the chaincode has not answered yet.
-func (r *Relay) InFlight() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.inflight)
+func (r *Relay) sendPeer(m *pb.ChaincodeMessage) error {
+	r.peerSendMu.Lock()
+	defer r.peerSendMu.Unlock()
+	return r.peer.Send(m)
 }
 
-type service struct {
-	pb.UnimplementedChaincodeSupportServer
-	r *Relay
-}
-
-// Register relays one chaincode stream to the peer. A launch has exactly one chaincode.
-func (s *service) Register(cc pb.ChaincodeSupport_RegisterServer) error {
-	r := s.r
-	r.mu.Lock()
-	if r.claimed {
-		r.mu.Unlock()
-		return status.Error(codes.AlreadyExists, "this launch already has its chaincode")
-	}
-	r.claimed = true
-	r.mu.Unlock()
-	defer close(r.handlerDone)
-	r.event(EventConnected)
-
+// openPeer registers with the peer on behalf of the first chaincode.
+func (r *Relay) openPeer(register *pb.ChaincodeMessage) error {
 	creds := insecure.NewCredentials()
 	if r.cfg.PeerTLS != nil {
 		creds = credentials.NewTLS(r.cfg.PeerTLS)
@@ -319,61 +396,128 @@ func (s *service) Register(cc pb.ChaincodeSupport_RegisterServer) error {
 	conn, err := grpc.NewClient(r.cfg.PeerAddress, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)))
 	if err != nil {
-		r.finish(fmt.Errorf("dial peer %s: %w", r.cfg.PeerAddress, err))
-		return status.Error(codes.Unavailable, "peer unreachable")
+		return fmt.Errorf("dial peer %s: %w", r.cfg.PeerAddress, err)
 	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithCancel(cc.Context())
-	defer cancel()
-	peer, err := pb.NewChaincodeSupportClient(conn).Register(ctx)
+	stream, err := pb.NewChaincodeSupportClient(conn).Register(context.Background())
 	if err != nil {
-		r.finish(fmt.Errorf("register with peer %s: %w", r.cfg.PeerAddress, err))
-		return status.Error(codes.Unavailable, "peer refused the stream")
+		_ = conn.Close()
+		return fmt.Errorf("register with peer %s: %w", r.cfg.PeerAddress, err)
+	}
+	r.mu.Lock()
+	r.peer, r.peerConn = stream, conn
+	r.mu.Unlock()
+	if err := r.sendPeer(register); err != nil {
+		return fmt.Errorf("register with peer %s: %w", r.cfg.PeerAddress, err)
+	}
+	go r.readPeer()
+	return nil
+}
+
+// readPeer passes the peer's messages to whichever chaincode is attached.
+func (r *Relay) readPeer() {
+	for {
+		m, err := r.peer.Recv()
+		if err != nil {
+			if !r.Closing() {
+				r.finish(fmt.Errorf("peer stream ended: %w", err))
+			}
+			return
+		}
+		if cc := r.fromPeer(m); cc != nil {
+			if err := cc.send(m); err != nil {
+				r.finish(fmt.Errorf("send to chaincode: %w", err))
+				return
+			}
+		}
+	}
+}
+
+type service struct {
+	pb.UnimplementedChaincodeSupportServer
+	r *Relay
+}
+
+// Register attaches one chaincode. The first registers with the peer; later ones (new
+// pods after the relay let go of an idle one) get the peer's greeting from the relay
+// and the messages that waited for them.
+func (s *service) Register(cc pb.ChaincodeSupport_RegisterServer) error {
+	r := s.r
+	first, err := cc.Recv()
+	if err != nil {
+		return err
+	}
+	if first.Type != pb.ChaincodeMessage_REGISTER {
+		return status.Errorf(codes.InvalidArgument, "want REGISTER first, got %s", first.Type)
+	}
+	att := &attachment{stream: cc, done: make(chan struct{})}
+	r.mu.Lock()
+	if r.cc != nil || r.closing {
+		r.mu.Unlock()
+		return status.Error(codes.AlreadyExists, "this launch already has its chaincode")
+	}
+	fresh := r.peer == nil
+	if !fresh {
+		// Greet the new chaincode and hand it what waited, under the lock so that no
+		// peer message can overtake the ones in pending.
+		for _, g := range r.greeting {
+			if err := att.send(g); err != nil {
+				r.mu.Unlock()
+				return err
+			}
+		}
+		for _, m := range r.pending {
+			if err := att.send(m); err != nil {
+				r.mu.Unlock()
+				return err
+			}
+		}
+		r.pending = nil
+	}
+	r.cc = att
+	r.mu.Unlock()
+	r.event(EventConnected)
+	if fresh {
+		if err := r.openPeer(first); err != nil {
+			r.finish(err)
+			return status.Error(codes.Unavailable, "peer unreachable")
+		}
+	} else {
+		r.event(EventReattached)
 	}
 
-	var sendMu sync.Mutex // guards peer.Send and peer.CloseSend
-	ended := make(chan error, 2)
+	ended := make(chan error, 1)
 	go func() {
 		for {
 			m, err := cc.Recv()
 			if err != nil {
-				ended <- fmt.Errorf("chaincode stream ended: %w", err)
+				ended <- err
 				return
 			}
 			r.fromChaincode(m)
-			sendMu.Lock()
-			err = peer.Send(m)
-			sendMu.Unlock()
-			if err != nil {
+			if err := r.sendPeer(m); err != nil {
 				ended <- fmt.Errorf("send to peer: %w", err)
 				return
 			}
 		}
 	}()
-	go func() {
-		for {
-			m, err := peer.Recv()
-			if err != nil {
-				ended <- fmt.Errorf("peer stream ended: %w", err)
-				return
-			}
-			r.fromPeer(m)
-			if err := cc.Send(m); err != nil {
-				ended <- fmt.Errorf("send to chaincode: %w", err)
-				return
-			}
-		}
-	}()
-
 	select {
-	case err := <-ended:
-		if !r.Closing() {
-			r.finish(err)
-		}
+	case <-att.done: // the relay let go of it (idle, or shutting down)
 	case <-r.closed:
+	case err := <-ended:
+		// The chaincode left on its own: the peer must learn that it is gone, or its
+		// transactions would wait for the execute timeout.
+		if !r.Closing() && !released(att) {
+			r.finish(fmt.Errorf("chaincode stream ended: %w", err))
+		}
 	}
-	sendMu.Lock()
-	_ = peer.CloseSend()
-	sendMu.Unlock()
 	return nil
+}
+
+func released(a *attachment) bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
 }

@@ -31,8 +31,10 @@ func (p *fakePeer) Register(s pb.ChaincodeSupport_RegisterServer) error {
 	if err != nil || m.Type != pb.ChaincodeMessage_REGISTER {
 		return errors.New("want REGISTER first")
 	}
-	if err := s.Send(&pb.ChaincodeMessage{Type: pb.ChaincodeMessage_REGISTERED}); err != nil {
-		return err
+	for _, t := range []pb.ChaincodeMessage_Type{pb.ChaincodeMessage_REGISTERED, pb.ChaincodeMessage_READY} {
+		if err := s.Send(&pb.ChaincodeMessage{Type: t}); err != nil {
+			return err
+		}
 	}
 	go func() {
 		for txid := range p.txs {
@@ -117,6 +119,10 @@ type setup struct {
 }
 
 func start(t *testing.T, withTLS bool, idle, delay time.Duration, ctx context.Context) *setup {
+	return startLinger(t, withTLS, idle, -1, delay, ctx)
+}
+
+func startLinger(t *testing.T, withTLS bool, idle, linger, delay time.Duration, ctx context.Context) *setup {
 	t.Helper()
 	var peerServer, peerClient *tls.Config
 	if withTLS {
@@ -131,7 +137,7 @@ func start(t *testing.T, withTLS bool, idle, delay time.Duration, ctx context.Co
 		}
 	}
 	p, addr := startPeer(t, peerServer)
-	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, PeerTLS: peerClient, IdleTimeout: idle, Logf: t.Logf})
+	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, PeerTLS: peerClient, IdleTimeout: idle, Linger: linger, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +269,7 @@ func TestPeerGoneEndsTheRelay(t *testing.T) {
 
 func TestSlowRegistrationIsNotIdle(t *testing.T) {
 	_, addr := startPeer(t, nil)
-	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, IdleTimeout: 50 * time.Millisecond, Logf: t.Logf})
+	r, err := New(Config{Listen: "127.0.0.1:0", PeerAddress: addr, IdleTimeout: 50 * time.Millisecond, Linger: -1, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,4 +292,37 @@ func TestSlowRegistrationIsNotIdle(t *testing.T) {
 		t.Fatalf("relay ended before the first transaction's grace: %v", err)
 	default:
 	}
+}
+
+func TestIdleChaincodeIsReplacedWithoutThePeerNoticing(t *testing.T) {
+	s := startLinger(t, true, 0, 300*time.Millisecond, 0, context.Background())
+	s.peer.txs <- "tx1"
+	waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED of tx1")
+	// Idle timeout 0: the relay lets go of the chaincode, the peer stream stays.
+	waitFor(t, s.relay.Released(), 5*time.Second, "release")
+	if err := waitFor(t, s.ccEnd, 5*time.Second, "chaincode stream end"); err == nil {
+		t.Fatal("chaincode stream did not end")
+	}
+	select {
+	case err := <-s.peer.ended:
+		t.Fatalf("the peer saw the stream end: %v", err)
+	default:
+	}
+	// A transaction for the gone chaincode waits in the relay, which wants a new one.
+	s.peer.txs <- "tx2"
+	waitFor(t, s.relay.Want(), 5*time.Second, "want")
+	ccTLS, _ := s.relay.Certs().ClientTLS()
+	ccEnd2, err := chaincode(t, s.relay.Addr(), ccTLS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED of tx2"); got != "tx2" {
+		t.Fatalf("completed %s", got)
+	}
+	waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
+	// With no chaincode for the linger time, the relay ends the peer stream.
+	if err := waitFor(t, s.served, 5*time.Second, "relay end"); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Serve returned %v, want ErrIdle", err)
+	}
+	waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
 }
