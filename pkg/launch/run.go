@@ -59,7 +59,10 @@ func (l *Launcher) logf(format string, args ...any) {
 }
 
 func (l *Launcher) elapsed() string {
-	return time.Since(l.start).Round(time.Millisecond).String()
+	l.mu.Lock()
+	start := l.start
+	l.mu.Unlock()
+	return time.Since(start).Round(time.Millisecond).String()
 }
 
 // Cleanup deletes every Pod, Job and Secret the selector matches.
@@ -202,6 +205,10 @@ func (l *Launcher) serveJobs(ctx context.Context, rl *relay.Relay, name, secret 
 			end()
 		case <-rl.Want():
 			if cur == nil {
+				// Phase times of this launch count from here, when a call asked for it.
+				l.mu.Lock()
+				l.start = time.Now()
+				l.mu.Unlock()
 				next := l.Params.NewName()
 				s, err := l.startInstance(ctx, next)
 				if err != nil {
