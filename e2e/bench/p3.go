@@ -133,6 +133,9 @@ func runP3(ctx context.Context, env *Env) (string, error) {
 	if len(phases) > 0 {
 		fmt.Fprintf(&b, "Where a cold start goes (median over %.0f launches, from `run`'s per-phase lines in the peer log; times since the launch began: run's start for the first, the call that found no chaincode for the others; `registered` and `first transaction` happen once per run, later launches are attached to the standing peer stream):\n\n| phase | median |\n|---|---|\n", phases["launches"][0])
 		for _, p := range []string{"job created", "pod scheduled", "chaincode connected", "chaincode attached to the peer stream", "registered", "first transaction", "container started"} {
+			if len(phases[p]) < 2 {
+				continue
+			}
 			if s := Sample(phases[p][1:]); len(s) > 0 {
 				fmt.Fprintf(&b, "| %s | %s |\n", p, ms(s.Median()))
 			}
