@@ -138,7 +138,7 @@ func runP5(ctx context.Context, env *Env) (string, error) {
 	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	fmt.Fprintf(&b, "| `run` of a resident chaincode (pod mode), VmRSS after 1 invoke + 20 queries | %s (%s) | ≤ 20 MB | %s |\n", resRSS.Format(mb), resRSS.Format(mib), passMiss(resRSS.Max() <= goal))
 	fmt.Fprintf(&b, "| `run` of a serverless chaincode (job mode, relay inside), VmRSS while its pod serves | %s (%s) | ≤ 20 MB | %s |\n", jobRSS.Format(mb), jobRSS.Format(mib), passMiss(jobRSS.Max() <= goal))
-	fmt.Fprintf(&b, "| `run` processes of the serverless chaincode when idle (2 s after it scaled to zero) | %s (run exits with its pod; the peer starts it again on the next call) | | (info) |\n", runsLeft.Format(count))
+	fmt.Fprintf(&b, "| `run` processes of the serverless chaincode when idle (2 s after it scaled to zero) | %s (its relay stays registered with the peer for relayLinger, default 2 min, so the next call needs no peer launch; then run exits) | | (info) |\n", runsLeft.Format(count))
 	fmt.Fprintf(&b, "| pods of the serverless chaincode when idle (2 s after it scaled to zero) | %s | 0 pods | %s |\n", podsLeft.Format(count), passMiss(podsLeft.Max() == 0))
 	fmt.Fprintf(&b, "| its Jobs and pods in any state (terminating included) at that time | %s | | (info) |\n", objsLeft.Format(count))
 	fmt.Fprintf(&b, "| last call → no pod left (idle timeout %s) | %s | | (info) |\n\n", p5IdleTimeout, idleAfter.Format(secs))
