@@ -54,6 +54,8 @@ printf '    result: %s\n' "$(peer chaincode query -C "$CHANNEL" -n demo -c '{"Ar
 done_step
 
 step "the chaincode pod"
+# The chaincode already served; the kubelet reports the container's state a moment later.
+"$KUBECTL" -n "$ns" wait --for=condition=Ready pod -l "app.kubernetes.io/managed-by=kubecc,kubecc.io/chaincode=$label" --timeout=30s >/dev/null 2>&1 || true
 "$KUBECTL" -n "$ns" get pods -l app.kubernetes.io/managed-by=kubecc -o wide | sed 's/^/    /'
 grep -a "kubecc run: " "$KUBECC_E2E_LOGS/peer.log" | sed -n 's/.*-> \(kubecc run: .*\) command=run/    \1/p' | tail -n 3
 printf '\nThe network is still up: source %s and %s to use it; make e2e-down stops everything.\n' \
