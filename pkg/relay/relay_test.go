@@ -53,7 +53,7 @@ func (p *fakePeer) Register(s pb.ChaincodeSupport_RegisterServer) error {
 	}
 }
 
-func startPeer(t *testing.T, tlsCfg *tls.Config) (*fakePeer, string) {
+func startPeer(t testing.TB, tlsCfg *tls.Config) (*fakePeer, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +72,7 @@ func startPeer(t *testing.T, tlsCfg *tls.Config) (*fakePeer, string) {
 }
 
 // chaincode dials the relay like a shim and answers each transaction after delay.
-func chaincode(t *testing.T, addr string, tlsCfg *tls.Config, delay time.Duration) (<-chan error, error) {
+func chaincode(t testing.TB, addr string, tlsCfg *tls.Config, delay time.Duration) (<-chan error, error) {
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)
@@ -118,11 +118,11 @@ type setup struct {
 	ccEnd  <-chan error
 }
 
-func start(t *testing.T, withTLS bool, idle, delay time.Duration, ctx context.Context) *setup {
+func start(t testing.TB, withTLS bool, idle, delay time.Duration, ctx context.Context) *setup {
 	return startLinger(t, withTLS, idle, -1, delay, ctx)
 }
 
-func startLinger(t *testing.T, withTLS bool, idle, linger, delay time.Duration, ctx context.Context) *setup {
+func startLinger(t testing.TB, withTLS bool, idle, linger, delay time.Duration, ctx context.Context) *setup {
 	t.Helper()
 	var peerServer, peerClient *tls.Config
 	if withTLS {
