@@ -46,30 +46,9 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 	}
 	tag := strings.ToLower(env.RunID)
 
-	kName, bName := "p2k"+tag, "p2b"+tag
-	kPkg, err := n.kubeccPackage(ctx, dir, kName, "--launch", "pod")
+	kName, kID, bName, bID, err := deployPair(ctx, n, dir, "p2"+tag)
 	if err != nil {
 		return "", err
-	}
-	kID, err := n.deploy(ctx, kName, kPkg)
-	if err != nil {
-		return "", err
-	}
-	bPkg, err := procgoPackage(ctx, n, dir, bName)
-	if err != nil {
-		return "", err
-	}
-	bID, err := n.deploy(ctx, bName, bPkg)
-	if err != nil {
-		return "", err
-	}
-	for _, name := range []string{kName, bName} {
-		if _, err := n.contract(name).SubmitTransaction("put", "k", "v"); err != nil {
-			return "", fmt.Errorf("first call of %s: %w", name, err)
-		}
-	}
-	if len(chaincodeProcs(bID)) == 0 {
-		return "", fmt.Errorf("%s does not run as a local process: is procbuilder the peer's second builder (bash e2e/up.sh)?", bID)
 	}
 
 	defer stopChaincodes(context.WithoutCancel(ctx), n, kID, bID)

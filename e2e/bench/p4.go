@@ -49,34 +49,13 @@ func runP4(ctx context.Context, env *Env) (string, error) {
 	}
 	tag := strings.ToLower(env.RunID)
 
-	kName, bName := "p4k"+tag, "p4b"+tag
-	kPkg, err := n.kubeccPackage(ctx, dir, kName, "--launch", "pod")
-	if err != nil {
-		return "", err
-	}
-	kID, err := n.deploy(ctx, kName, kPkg)
-	if err != nil {
-		return "", err
-	}
-	bPkg, err := procgoPackage(ctx, n, dir, bName)
-	if err != nil {
-		return "", err
-	}
-	bID, err := n.deploy(ctx, bName, bPkg)
-	if err != nil {
-		return "", err
-	}
+	kName, kID, bName, bID, err := deployPair(ctx, n, dir, "p4"+tag)
 	defer stopChaincodes(context.WithoutCancel(ctx), n, kID, bID)
+	if err != nil {
+		return "", err
+	}
 	kube := &p4Side{what: "kubecc, resident pod", name: kName, id: kID}
 	base := &p4Side{what: "procbuilder, local process", name: bName, id: bID}
-	for _, s := range []*p4Side{kube, base} {
-		if _, err := n.contract(s.name).SubmitTransaction("put", "k", "v"); err != nil {
-			return "", fmt.Errorf("first call of %s: %w", s.name, err)
-		}
-	}
-	if len(chaincodeProcs(bID)) == 0 {
-		return "", fmt.Errorf("%s does not run as a local process: is procbuilder the peer's second builder (bash e2e/up.sh)?", bID)
-	}
 
 	// Each side gets the full time in two halves, in the order k, b, b, k, so that a
 	// drift of the machine's load hits both alike.

@@ -305,3 +305,34 @@ func stopChaincodes(ctx context.Context, n *network, packageIDs ...string) {
 		}
 	}
 }
+
+// deployPair deploys the example chaincode twice under prefix: as a kubecc resident pod
+// (name prefix+"k") and as the process builder's baseline (prefix+"b"), and calls each
+// once so both are running.
+func deployPair(ctx context.Context, n *network, dir, prefix string) (kName, kID, bName, bID string, err error) {
+	kName, bName = prefix+"k", prefix+"b"
+	kPkg, err := n.kubeccPackage(ctx, dir, kName, "--launch", "pod")
+	if err != nil {
+		return
+	}
+	if kID, err = n.deploy(ctx, kName, kPkg); err != nil {
+		return
+	}
+	bPkg, err := procgoPackage(ctx, n, dir, bName)
+	if err != nil {
+		return
+	}
+	if bID, err = n.deploy(ctx, bName, bPkg); err != nil {
+		return
+	}
+	for _, name := range []string{kName, bName} {
+		if _, err = n.contract(name).SubmitTransaction("put", "k", "v"); err != nil {
+			err = fmt.Errorf("first call of %s: %w", name, err)
+			return
+		}
+	}
+	if len(chaincodeProcs(bID)) == 0 {
+		err = fmt.Errorf("%s does not run as a local process: is procbuilder the peer's second builder (bash e2e/up.sh)?", bID)
+	}
+	return
+}

@@ -1,16 +1,14 @@
 package chaincode
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	"github.com/kubecc/kubecc/pkg/config"
 )
 
 // OptionsFile is a package's own launch choice. Inside the package it is part of the
@@ -28,15 +26,8 @@ type Options struct {
 // ParseOptions validates kubecc.yaml bytes; name is used in errors.
 func ParseOptions(name string, data []byte) (Options, error) {
 	var o Options
-	if len(bytes.TrimSpace(data)) == 0 {
-		return o, nil
-	}
-	if err := yaml.UnmarshalStrict(data, &o); err != nil {
-		msg := err.Error()
-		if m := regexp.MustCompile(`unknown field "([^"]+)"`).FindStringSubmatch(msg); m != nil {
-			return o, fmt.Errorf("%s: unknown key %q", name, m[1])
-		}
-		return o, fmt.Errorf("%s: %s", name, msg)
+	if err := config.UnmarshalStrict(name, data, &o); err != nil {
+		return o, err
 	}
 	if o.Launch != "" && o.Launch != "pod" && o.Launch != "job" {
 		return o, fmt.Errorf("%s: field \"launch\": want pod or job, got %q", name, o.Launch)

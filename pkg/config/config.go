@@ -179,15 +179,21 @@ func BuilderDir() string {
 var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
 
 func parseFile(path string, data []byte, c *Config) error {
+	return UnmarshalStrict(path, data, c)
+}
+
+// UnmarshalStrict decodes YAML into v, refusing unknown keys; errors are one line
+// that names the file (name) and the key. Empty input leaves v as it is.
+func UnmarshalStrict(name string, data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	if err := yaml.UnmarshalStrict(data, c); err != nil {
+	if err := yaml.UnmarshalStrict(data, v); err != nil {
 		msg := err.Error()
 		if m := unknownField.FindStringSubmatch(msg); m != nil {
-			return fmt.Errorf("%s: unknown key %q", path, m[1])
+			return fmt.Errorf("%s: unknown key %q", name, m[1])
 		}
-		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: "))
+		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: "))
 	}
 	return nil
 }
