@@ -183,8 +183,28 @@ func (l *Launcher) serveJobs(ctx context.Context, rl *relay.Relay, name, secret 
 			cur = nil
 		}
 	}
+	start := func() error {
+		// Phase times of this launch count from here, when a call asked for it.
+		l.mu.Lock()
+		l.start = time.Now()
+		l.mu.Unlock()
+		next := l.Params.NewName()
+		s, err := l.startInstance(ctx, next)
+		if err != nil {
+			return err
+		}
+		cur = l.watchInstance(ctx, next, s)
+		return nil
+	}
 	defer end()
 	for {
+		// Level-triggered: a Want read while the released chaincode was still current
+		// was ignored, and its transaction must not wait for the peer's execute timeout.
+		if cur == nil && rl.Waiting() {
+			if err := start(); err != nil {
+				return err
+			}
+		}
 		var ended <-chan error
 		if cur != nil {
 			ended = cur.ended
@@ -204,18 +224,8 @@ func (l *Launcher) serveJobs(ctx context.Context, rl *relay.Relay, name, secret 
 			l.logf("idle: scaling to zero (%s)", l.elapsed())
 			end()
 		case <-rl.Want():
-			if cur == nil {
-				// Phase times of this launch count from here, when a call asked for it.
-				l.mu.Lock()
-				l.start = time.Now()
-				l.mu.Unlock()
-				next := l.Params.NewName()
-				s, err := l.startInstance(ctx, next)
-				if err != nil {
-					return err
-				}
-				cur = l.watchInstance(ctx, next, s)
-			}
+			// Handled at the top of the loop; a Want while a chaincode is starting is
+			// for that one.
 		case err := <-ended:
 			if ctx.Err() != nil {
 				<-relayErr // the drain after SIGTERM

@@ -179,6 +179,16 @@ func (r *Relay) Want() <-chan struct{} { return r.want }
 // Released fires when the relay let go of an idle chaincode: its pod can go.
 func (r *Relay) Released() <-chan struct{} { return r.released }
 
+// Waiting reports whether peer messages wait for a chaincode that is not attached.
+// Want is an edge (one signal for a burst, dropped while one is unread); Waiting is
+// the level a launcher checks whenever it has no chaincode starting, so that a call
+// that arrives while the last chaincode is being let go still gets a new one.
+func (r *Relay) Waiting() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cc == nil && len(r.pending) > 0
+}
+
 // Attached reports whether a chaincode is connected now.
 func (r *Relay) Attached() bool {
 	r.mu.Lock()
@@ -223,10 +233,6 @@ func (r *Relay) Serve(ctx context.Context, drain time.Duration) error {
 		switch r.check() {
 		case "release":
 			r.cfg.Logf("idle: no transaction in flight; letting go of the chaincode (the peer stream stays)")
-			select {
-			case r.released <- struct{}{}:
-			default:
-			}
 		case "end":
 			r.cfg.Logf("no chaincode for %s: ending the peer stream", r.cfg.Linger)
 			return ErrIdle
@@ -257,12 +263,17 @@ func (r *Relay) check() string {
 	if quiet < wait {
 		return ""
 	}
-	// Under the lock: a peer message from now on waits in pending for a new chaincode.
+	// Under the lock: a peer message from now on waits in pending for a new chaincode,
+	// and Released fires before any Want for that message can.
 	r.cc.release()
 	r.cc = nil
 	r.detachedAt = time.Now()
 	if r.cfg.Linger < 0 {
 		return "end"
+	}
+	select {
+	case r.released <- struct{}{}:
+	default:
 	}
 	return "release"
 }

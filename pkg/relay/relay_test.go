@@ -326,3 +326,44 @@ func TestIdleChaincodeIsReplacedWithoutThePeerNoticing(t *testing.T) {
 	}
 	waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
 }
+
+// A call that lands right after the relay let go of its chaincode must find Released
+// already signalled and Waiting true: a launcher that reads Want before Released (Go's
+// select picks at random) would otherwise think the released chaincode serves it, and
+// the call would wait for the peer's execute timeout.
+func TestCallRightAfterReleaseIsWaitingWithReleaseSignalled(t *testing.T) {
+	s := startLinger(t, false, 0, time.Minute, 0, context.Background())
+	s.peer.txs <- "tx1"
+	waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED of tx1")
+	deadline := time.Now().Add(5 * time.Second)
+	for s.relay.Attached() {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay never let go of the idle chaincode")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.relay.Waiting() {
+		t.Fatal("Waiting with no call")
+	}
+	s.peer.txs <- "tx2"
+	waitFor(t, s.relay.Want(), 5*time.Second, "want")
+	select {
+	case <-s.relay.Released():
+	default:
+		t.Fatal("Want fired before Released for the chaincode it replaces")
+	}
+	if !s.relay.Waiting() {
+		t.Fatal("tx2 is not waiting after Want was read")
+	}
+	ccEnd2, err := chaincode(t, s.relay.Addr(), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED of tx2"); got != "tx2" {
+		t.Fatalf("completed %s", got)
+	}
+	if s.relay.Waiting() {
+		t.Fatal("still Waiting after the new chaincode took tx2")
+	}
+	waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
+}
