@@ -2,6 +2,9 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# grpcnotrace drops grpc's x/net/trace (and html/template): run is one process per
+# chaincode, and its memory is mostly its own executable (docs/benchmarks.md, P5).
+TAGS    := grpcnotrace
 HOOKS   := detect build release run
 
 .PHONY: all hooks cli test unit e2e e2e-up e2e-down demo bench lint clean
@@ -10,11 +13,11 @@ all: hooks cli
 
 hooks:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))
 
 cli:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kubecc ./cmd/kubecc
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/kubecc ./cmd/kubecc
 
 unit:
 	$(GO) vet ./...

@@ -12,6 +12,7 @@ import (
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/hook"
+	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/launch"
 )
 
@@ -45,7 +46,7 @@ func main() {
 func prepull(ctx context.Context, cfg *config.Config, img chaincode.ImageRef) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	kube, err := launch.Client(cfg)
+	kube, err := kube.Connect(cfg)
 	if err == nil {
 		err = launch.Prepull(ctx, kube, cfg, img, os.Stderr)
 	}

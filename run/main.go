@@ -12,6 +12,7 @@ import (
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/hook"
+	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/launch"
 )
 
@@ -34,7 +35,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		kube, err := launch.Client(cfg)
+		kube, err := kube.Connect(cfg)
 		if err != nil {
 			return err
 		}

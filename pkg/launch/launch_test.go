@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/kube/clientset"
 )
 
 func params(t *testing.T, tls bool) *Params {
@@ -184,7 +185,7 @@ func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
 	defer close(stop)
 	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}, stop)
 	var log syncBuf
-	err := (&Launcher{Kube: kube, Params: p, Log: &log}).Run(context.Background())
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
 	var exit *ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 {
 		t.Fatalf("run returned %v\n%s", err, log.String())
@@ -203,7 +204,7 @@ func TestRunFailsFastOnImagePullErrors(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}}}}}, stop)
-	err := (&Launcher{Kube: kube, Params: p, Log: &syncBuf{}}).Run(context.Background())
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &syncBuf{}}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "ErrImagePull: manifest unknown") {
 		t.Fatalf("run returned %v", err)
 	}
@@ -222,7 +223,7 @@ func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 		}
 		cancel() // what SIGTERM from the peer does
 	}()
-	if err := (&Launcher{Kube: kube, Params: p, Log: &syncBuf{}}).Run(ctx); err != nil {
+	if err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &syncBuf{}}).Run(ctx); err != nil {
 		t.Fatalf("run returned %v after a stop", err)
 	}
 	if n := leftovers(t, kube); n != 0 {

@@ -18,15 +18,15 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/relay"
 )
 
 // Launcher runs one chaincode launch as a Pod.
 type Launcher struct {
-	Kube   kubernetes.Interface
+	Kube   kube.Client
 	Params *Params
 	// Log receives run's own lines and the chaincode's log.
 	Log io.Writer
@@ -66,19 +66,19 @@ func (l *Launcher) elapsed() string {
 }
 
 // Cleanup deletes every Pod, Job and Secret the selector matches.
-func Cleanup(ctx context.Context, kube kubernetes.Interface, ns string, sel string) error {
+func Cleanup(ctx context.Context, kube kube.Client, ns string, sel string) error {
 	zero := int64(0)
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg}
 	list := metav1.ListOptions{LabelSelector: sel}
 	var errs []error
-	if err := kube.BatchV1().Jobs(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kube.Jobs(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete jobs %s: %w", sel, err))
 	}
-	if err := kube.CoreV1().Pods(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kube.Pods(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete pods %s: %w", sel, err))
 	}
-	if err := kube.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kube.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete secrets %s: %w", sel, err))
 	}
 	return errors.Join(errs...)
@@ -134,7 +134,7 @@ func (l *Launcher) startInstance(ctx context.Context, name string) (string, erro
 	ns := p.Config.Namespace
 	secretName := ""
 	if s := p.Secret(name); s != nil {
-		if _, err := l.Kube.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		if _, err := l.Kube.Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			return "", fmt.Errorf("create secret %s/%s: %w", ns, name, err)
 		}
 		secretName = name
@@ -293,7 +293,7 @@ func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.
 	if p.mode() == config.LaunchJob {
 		job := p.Job(name, secretName)
 		job.OwnerReferences = peerOwner
-		created, err := l.Kube.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+		created, err := l.Kube.Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 		if err != nil {
 			return metav1.OwnerReference{}, fmt.Errorf("create job %s/%s: %w", ns, name, err)
 		}
@@ -301,7 +301,7 @@ func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.
 	}
 	pod := p.Pod(name, secretName)
 	pod.OwnerReferences = peerOwner
-	created, err := l.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := l.Kube.Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return metav1.OwnerReference{}, fmt.Errorf("create pod %s/%s: %w", ns, name, err)
 	}
@@ -317,7 +317,7 @@ func (l *Launcher) peerPodOwner(ctx context.Context) *metav1.OwnerReference {
 	if podName == "" {
 		return nil
 	}
-	peer, err := l.Kube.CoreV1().Pods(cfg.Namespace).Get(ctx, podName, metav1.GetOptions{})
+	peer, err := l.Kube.Pods(cfg.Namespace).Get(ctx, podName, metav1.GetOptions{})
 	if err != nil {
 		return nil // the peer is not a Pod in this namespace
 	}
@@ -326,7 +326,7 @@ func (l *Launcher) peerPodOwner(ctx context.Context) *metav1.OwnerReference {
 
 func (l *Launcher) ownSecret(ctx context.Context, secret string, owner metav1.OwnerReference) {
 	patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q}]}}`, owner.APIVersion, owner.Kind, owner.Name, owner.UID)
-	_, err := l.Kube.CoreV1().Secrets(l.Params.Config.Namespace).Patch(ctx, secret, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	_, err := l.Kube.Secrets(l.Params.Config.Namespace).Patch(ctx, secret, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	if err != nil && ctx.Err() == nil {
 		l.logf("warning: could not make %s own its secret: %v", owner.Name, err)
 	}
@@ -341,19 +341,19 @@ func (l *Launcher) deleteAll(name, secretName string) {
 	zero := int64(0)
 	bg := metav1.DeletePropagationBackground
 	if l.Params.mode() == config.LaunchJob {
-		if err := l.Kube.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		if err := l.Kube.Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
 			l.logf("warning: delete job %s: %v", name, err)
 		}
 		// The job's pods directly too: waiting for the garbage collector is slower.
 		sel := labels.Set{LabelInstance: name}.String()
-		if err := l.Kube.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel}); err != nil && !apierrors.IsNotFound(err) {
+		if err := l.Kube.Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel}); err != nil && !apierrors.IsNotFound(err) {
 			l.logf("warning: delete pods of job %s: %v", name, err)
 		}
-	} else if err := l.Kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+	} else if err := l.Kube.Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 		l.logf("warning: delete pod %s: %v", name, err)
 	}
 	if secretName != "" {
-		if err := l.Kube.CoreV1().Secrets(ns).Delete(ctx, secretName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := l.Kube.Secrets(ns).Delete(ctx, secretName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			l.logf("warning: delete secret %s: %v", secretName, err)
 		}
 	}
@@ -375,7 +375,7 @@ var fatalWaiting = map[string]bool{
 // pod) until its container ends, streaming its log once it runs.
 func (l *Launcher) watch(ctx context.Context, name string) error {
 	ns := l.Params.Config.Namespace
-	pods := l.Kube.CoreV1().Pods(ns)
+	pods := l.Kube.Pods(ns)
 	rv := ""
 	var scheduled, started bool
 	var logs sync.WaitGroup
@@ -495,8 +495,7 @@ func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
 
 // streamLogs copies the chaincode's log to run's stderr, which the peer logs.
 func (l *Launcher) streamLogs(ctx context.Context, ns, name string) {
-	req := l.Kube.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Container: ContainerName, Follow: true})
-	stream, err := req.Stream(ctx)
+	stream, err := l.Kube.PodLogs(ctx, ns, name, &corev1.PodLogOptions{Container: ContainerName, Follow: true})
 	if err != nil {
 		if ctx.Err() == nil {
 			l.logf("warning: chaincode log of %s: %v", name, err)

@@ -1,18 +1,17 @@
-package launch
+package kube
 
 import (
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubecc/kubecc/pkg/config"
 )
 
-// Client connects to the cluster named by the config: a kubeconfig file, else the
+// Connect connects to the cluster named by the config: a kubeconfig file, else the
 // in-cluster service account.
-func Client(cfg *config.Config) (kubernetes.Interface, error) {
+func Connect(cfg *config.Config) (Client, error) {
 	var rc *rest.Config
 	var err error
 	if cfg.Kubeconfig != "" {
@@ -30,9 +29,5 @@ func Client(cfg *config.Config) (kubernetes.Interface, error) {
 	// clean-up. Client-side throttling would only add latency to a launch.
 	rc.QPS, rc.Burst = 50, 100
 	rc.UserAgent = "kubecc"
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return cs, nil
+	return New(rc)
 }
