@@ -23,8 +23,8 @@ unit:
 	$(GO) vet ./...
 	$(GO) test ./...
 
-# The README's test command: unit tests, then the e2e suite on the real harness.
-test: all unit e2e
+# The README's test command: lint, unit tests, then the e2e suite on the real harness.
+test: all lint unit e2e
 
 e2e: all
 	bash e2e/run-e2e.sh
@@ -42,8 +42,7 @@ bench: all
 	bash e2e/bench.sh
 
 lint:
-	gofmt -l . | (! grep .)
-	$(GO) vet ./...
+	bash e2e/lint.sh
 
 clean:
 	rm -rf bin

@@ -75,7 +75,7 @@ func run() error {
 	if v := os.Getenv("N"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return fmt.Errorf("N=%q: want a positive number of runs", v)
+			return fmt.Errorf("environment variable N=%q: want a positive number of runs", v)
 		}
 		env.N = n
 	}

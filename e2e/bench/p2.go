@@ -172,6 +172,11 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 		}
 		b.WriteString("\n(`container started` is when the kubelet reported it, which lags behind the container itself: the chaincode has often registered with the peer first.)\n\n")
 	}
+	if floor, err := p2Floor(ctx, n, runs); err != nil {
+		env.Logf("P2: pod start floor: %v", err)
+	} else {
+		b.WriteString(floor)
+	}
 	fmt.Fprintf(&b, "Setup: the same chaincode (`examples/chaincode/go`) on the same peer, which has two external builders: kubecc first, then the minimal process builder (`e2e/fabric/procbuilder`: `go build`, then the binary runs as a local process that dials the peer). kubecc's package is a `kubecc package --launch pod` image package; the baseline is `peer lifecycle chaincode package --lang golang` output with metadata.json's type rewritten to `procgo`, which only procbuilder claims. Both were invoked once before the first figure, so kubecc's image is on the node and procbuilder's binary is built. ")
 	b.WriteString("A relaunch is forced by stopping the chaincode: kubecc's pod is deleted (grace period 0) and the bench waits until the chaincode's container process (found in /proc by `CORE_CHAINCODE_ID_NAME` in its environment) and `run` have exited and the pod is gone (the pod object goes at once, the container a little later: only then does the peer see the chaincode's stream close); procbuilder's chaincode process gets SIGKILL and the bench waits until it is gone. Then the first query (Gateway evaluate `get`) makes the peer launch the chaincode again: its wall time covers the peer's launch (run hook started → chaincode registered) and the query. ")
 	b.WriteString("Sources: wall times are measured in the bench process around the Gateway client call; the launch figure is the delta of the peer's own `chaincode_launch_duration` histogram (sum/count for the package ID, operations endpoint `/metrics`) across each first query.\n")

@@ -228,7 +228,10 @@ func (l *Launcher) serveJobs(ctx context.Context, rl *relay.Relay, name, secret 
 			// for that one.
 		case err := <-ended:
 			if ctx.Err() != nil {
-				<-relayErr // the drain after SIGTERM
+				// The drain after SIGTERM; after a stop the relay's error says nothing new.
+				if err := <-relayErr; err != nil {
+					l.logf("relay: %v", err)
+				}
 				return nil
 			}
 			select {

@@ -177,7 +177,7 @@ func TestIdleZeroEndsAfterTheFirstTransactionOverTLS(t *testing.T) {
 	if err := waitFor(t, s.served, 5*time.Second, "relay end"); !errors.Is(err, ErrIdle) {
 		t.Fatalf("Serve returned %v, want ErrIdle", err)
 	}
-	waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
+	_ = waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
 	if err := waitFor(t, s.ccEnd, 5*time.Second, "chaincode stream end"); err == nil {
 		t.Fatal("chaincode stream did not end")
 	}
@@ -319,12 +319,12 @@ func TestIdleChaincodeIsReplacedWithoutThePeerNoticing(t *testing.T) {
 	if got := waitFor(t, s.peer.completed, 5*time.Second, "COMPLETED of tx2"); got != "tx2" {
 		t.Fatalf("completed %s", got)
 	}
-	waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
+	_ = waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
 	// With no chaincode for the linger time, the relay ends the peer stream.
 	if err := waitFor(t, s.served, 5*time.Second, "relay end"); !errors.Is(err, ErrIdle) {
 		t.Fatalf("Serve returned %v, want ErrIdle", err)
 	}
-	waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
+	_ = waitFor(t, s.peer.ended, 5*time.Second, "peer stream end")
 }
 
 // A call that lands right after the relay let go of its chaincode must find Released
@@ -365,5 +365,5 @@ func TestCallRightAfterReleaseIsWaitingWithReleaseSignalled(t *testing.T) {
 	if s.relay.Waiting() {
 		t.Fatal("still Waiting after the new chaincode took tx2")
 	}
-	waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
+	_ = waitFor(t, ccEnd2, 5*time.Second, "second chaincode released")
 }

@@ -51,7 +51,7 @@ func listen(addr string, n int, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	fmt.Fprintln(os.Stderr, "netcheck: listening on", l.Addr())
 	deadline := time.Now().Add(timeout)
 	if tl, ok := l.(*net.TCPListener); ok {
@@ -65,7 +65,7 @@ func listen(addr string, n int, timeout time.Duration) error {
 		peer := c.RemoteAddr().String()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, werr := fmt.Fprintf(c, "kubecc-ok %s\n", peer)
-		c.Close()
+		_ = c.Close()
 		if werr != nil {
 			return werr
 		}
@@ -98,7 +98,7 @@ func dialOnce(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
