@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
@@ -209,6 +210,46 @@ func TestE2E(t *testing.T) {
 		eventually(t, 10*time.Second, "exactly one new pod, the old one gone", func() bool {
 			pods := h.pods(t, goID)
 			return len(pods) == 1 && pods[0].Name != before.Name && len(h.secrets(t, goID)) == 1
+		})
+	})
+
+	t.Run("9 an API server restart does not take running chaincode down", func(t *testing.T) {
+		need(t, goID)
+		before := h.runningPod(t, goID, 30*time.Second)
+		launches := strings.Count(h.peerLog(t), "created for "+goID)
+		// run's pod watch breaks with the API server and cannot reconnect for 5 s.
+		if out, err := h.run(ctx, "bash", filepath.Join(h.repo, "e2e/cluster/restart-apiserver.sh"), "5"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		h.mustInvoke(t, "gocc", "put", "a", "4")
+		h.mustQuery(t, "gocc", "4", "get", "a")
+		if pods := h.pods(t, goID); len(pods) != 1 || pods[0].UID != before.UID {
+			t.Fatalf("chaincode pod %s was replaced: %d pods now", before.Name, len(pods))
+		}
+		log := h.peerLog(t)
+		if got := strings.Count(log, "created for "+goID); got != launches {
+			t.Fatalf("the chaincode was launched %d more times", got-launches)
+		}
+		if !strings.Contains(log, "watch pods of "+before.Name) {
+			t.Fatal("run logged no watch retry: the restart did not reach its watch")
+		}
+		// And run still watches: a pod that dies now makes it exit, and the next
+		// invoke relaunches the chaincode.
+		zero := int64(0)
+		if err := h.kube.CoreV1().Pods(h.ns).Delete(ctx, before.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		// The old container may answer an invoke or two while the kubelet kills it.
+		eventually(t, 60*time.Second, "an invoke served by a new pod", func() bool {
+			if _, err := h.invoke("gocc", "put", "a", "3"); err != nil {
+				return false
+			}
+			for _, p := range h.pods(t, goID) {
+				if p.Name != before.Name && p.Status.Phase == corev1.PodRunning {
+					return true
+				}
+			}
+			return false
 		})
 	})
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -225,6 +226,37 @@ func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 	}()
 	if err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &syncBuf{}}).Run(ctx); err != nil {
 		t.Fatalf("run returned %v after a stop", err)
+	}
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind", n)
+	}
+}
+
+func TestRunRidesOutAnUnreachableAPIServer(t *testing.T) {
+	p := params(t, true)
+	kube := newFake()
+	var failed int
+	var mu sync.Mutex
+	kube.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed < 3 {
+			failed++
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}}}}, stop)
+	var log syncBuf
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("run returned %v, want the container's exit code 3 once the API server answers\n%s", err, log.String())
+	}
+	if got := strings.Count(log.String(), "retrying in"); got != 3 {
+		t.Fatalf("%d watch retries logged, want 3:\n%s", got, log.String())
 	}
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)

@@ -388,6 +388,7 @@ func (l *Launcher) watch(ctx context.Context, name string) error {
 	timeout := time.NewTimer(l.Params.Config.LaunchTimeout.Duration)
 	defer timeout.Stop()
 
+	retry := newBackoff()
 	for {
 		w, err := pods.Watch(ctx, metav1.ListOptions{
 			LabelSelector:   labels.Set{LabelInstance: name}.String(),
@@ -397,8 +398,24 @@ func (l *Launcher) watch(ctx context.Context, name string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("watch pods of %s: %w", name, err)
+			// An API server that is restarting or briefly unreachable must not take a
+			// running chaincode down with it: keep trying (the launch timeout still
+			// bounds a launch that has not started).
+			rv = ""
+			d := retry.next()
+			l.logf("warning: watch pods of %s: %v; retrying in %s", name, err, d)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timeout.C:
+				if !started {
+					return fmt.Errorf("%s: container not started after %s (watch: %v)", name, l.Params.Config.LaunchTimeout.Duration, err)
+				}
+			case <-time.After(d):
+			}
+			continue
 		}
+		retry.reset()
 		restart, err := func() (bool, error) {
 			defer w.Stop()
 			for {
@@ -523,3 +540,15 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// backoff doubles a retry delay from 100 ms up to 5 s.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 100*time.Millisecond), 5*time.Second)
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
