@@ -217,12 +217,23 @@ func TestE2E(t *testing.T) {
 		need(t, goID)
 		before := h.runningPod(t, goID, 30*time.Second)
 		launches := strings.Count(h.peerLog(t), "created for "+goID)
+		putLine := "chaincode " + before.Name + ": put a"
+		// The last log line before the break: a resumed stream must not repeat it.
+		h.mustInvoke(t, "gocc", "put", "a", "3")
+		eventually(t, 10*time.Second, "the chaincode's log line of a put in the peer log", func() bool {
+			return strings.Contains(h.peerLog(t), putLine)
+		})
+		puts := strings.Count(h.peerLog(t), putLine)
 		// run's pod watch breaks with the API server and cannot reconnect for 5 s.
 		if out, err := h.run(ctx, "bash", filepath.Join(h.repo, "e2e/cluster/restart-apiserver.sh"), "5"); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		h.mustInvoke(t, "gocc", "put", "a", "4")
 		h.mustQuery(t, "gocc", "4", "get", "a")
+		// run resumed the chaincode's log stream, which the restart broke.
+		eventually(t, 10*time.Second, "the chaincode's log line of that put in the peer log", func() bool {
+			return strings.Count(h.peerLog(t), putLine) == puts+1
+		})
 		if pods := h.pods(t, goID); len(pods) != 1 || pods[0].UID != before.UID {
 			t.Fatalf("chaincode pod %s was replaced: %d pods now", before.Name, len(pods))
 		}

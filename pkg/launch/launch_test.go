@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/kube/clientset"
 )
 
@@ -260,5 +262,53 @@ func TestRunRidesOutAnUnreachableAPIServer(t *testing.T) {
 	}
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)
+	}
+}
+
+// brokenLogs serves a log that breaks after two lines, then, asked again since the
+// second line's second, the whole log: what a kube-apiserver restart does to a follow.
+type brokenLogs struct {
+	kube.Client
+	calls []*corev1.PodLogOptions
+}
+
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+func (b *brokenLogs) PodLogs(_ context.Context, _, _ string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
+	b.calls = append(b.calls, opts)
+	all := "2026-11-24T00:00:01.100000000Z first\n2026-11-24T00:00:01.2Z second\n2026-11-24T00:00:02.000000001Z third\n"
+	if len(b.calls) == 1 {
+		lines := strings.SplitAfter(all, "\n")
+		return io.NopCloser(&failingReader{strings.NewReader(lines[0] + lines[1]), io.ErrUnexpectedEOF}), nil
+	}
+	return io.NopCloser(strings.NewReader(all)), nil
+}
+
+func TestChaincodeLogResumesAfterABreakWithoutRepeats(t *testing.T) {
+	var log syncBuf
+	logs := &brokenLogs{Client: clientset.Wrap(newFake())}
+	l := &Launcher{Kube: logs, Params: params(t, false), Log: &log}
+	l.streamLogs(context.Background(), "cc", "pod1")
+	want := "chaincode pod1: first\nchaincode pod1: second\n"
+	got := log.String()
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "chaincode pod1: third\n") || strings.Count(got, "chaincode pod1:") != 3 {
+		t.Fatalf("log:\n%s", got)
+	}
+	if !strings.Contains(got, "unexpected EOF; resuming") {
+		t.Fatalf("the break was not logged:\n%s", got)
+	}
+	if len(logs.calls) != 2 || !logs.calls[0].Timestamps || logs.calls[1].SinceTime == nil || logs.calls[1].SinceTime.Unix() != time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC).Unix() {
+		t.Fatalf("log requests %+v", logs.calls)
 	}
 }

@@ -513,23 +513,57 @@ func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
 	return nil
 }
 
-// streamLogs copies the chaincode's log to run's stderr, which the peer logs.
+// streamLogs copies the chaincode's log to run's stderr, which the peer logs. A stream
+// that breaks (the API server restarted) is resumed from the last line's timestamp, so
+// a chaincode that outlives the break keeps its log in the peer's.
 func (l *Launcher) streamLogs(ctx context.Context, ns, name string) {
-	stream, err := l.Kube.PodLogs(ctx, ns, name, &corev1.PodLogOptions{Container: ContainerName, Follow: true})
-	if err != nil {
-		if ctx.Err() == nil {
-			l.logf("warning: chaincode log of %s: %v", name, err)
+	var last time.Time
+	retry := newBackoff()
+	for {
+		opts := &corev1.PodLogOptions{Container: ContainerName, Follow: true, Timestamps: true}
+		if !last.IsZero() {
+			opts.SinceTime = &metav1.Time{Time: last} // whole seconds: lines up to last are skipped below
 		}
-		return
+		err := l.copyLog(ctx, ns, name, opts, &last)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		d := retry.next()
+		l.logf("warning: chaincode log of %s: %v; resuming in %s", name, err, d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+// copyLog copies one log stream, skipping lines not after last and advancing it. It
+// returns nil when the log ended (the container exited) and an error when the stream
+// could not open or broke.
+func (l *Launcher) copyLog(ctx context.Context, ns, name string, opts *corev1.PodLogOptions, last *time.Time) error {
+	stream, err := l.Kube.PodLogs(ctx, ns, name, opts)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = stream.Close() }()
 	sc := bufio.NewScanner(stream)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		line := sc.Text()
+		if ts, rest, ok := strings.Cut(line, " "); ok {
+			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+				if !t.After(*last) {
+					continue // printed before the stream broke
+				}
+				*last, line = t, rest
+			}
+		}
 		l.mu.Lock()
-		_, _ = fmt.Fprintf(l.Log, "chaincode %s: %s\n", name, sc.Text())
+		_, _ = fmt.Fprintf(l.Log, "chaincode %s: %s\n", name, line)
 		l.mu.Unlock()
 	}
+	return sc.Err()
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {

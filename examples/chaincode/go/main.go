@@ -28,6 +28,8 @@ func (store) Invoke(stub shim.ChaincodeStubInterface) *pb.Response {
 		if err := stub.PutState(args[0], []byte(args[1])); err != nil {
 			return shim.Error(err.Error())
 		}
+		// One line per write, for the peer log (kubecc's run copies the pod's log there).
+		fmt.Fprintf(os.Stderr, "put %s\n", args[0])
 		return ok([]byte(args[1]))
 	case fn == "get" && len(args) == 1:
 		v, err := stub.GetState(args[0])
