@@ -9,12 +9,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -405,4 +408,86 @@ func (h *harness) assertImageOnNode(t *testing.T, ref string) {
 	if reason != "" {
 		t.Fatalf("image %s is not on the node: %s", ref, reason)
 	}
+}
+
+// apiProxy is a TCP proxy in front of the API server that run's kubeconfig points at
+// while a test runs; cut(true) drops its connections and refuses new ones.
+type apiProxy struct {
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
+}
+
+func (p *apiProxy) cut(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			_ = c.Close()
+		}
+		p.conns = map[net.Conn]bool{}
+	}
+}
+
+func (p *apiProxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return false
+	}
+	for _, c := range cs {
+		p.conns[c] = true
+	}
+	return true
+}
+
+// apiProxy starts the proxy and points the builder's kubeconfig at it until the test
+// ends. Only run processes started from now on use it.
+func (h *harness) apiProxy(t *testing.T) *apiProxy {
+	t.Helper()
+	kcfg := filepath.Join(h.root, "builder", "kubeconfig")
+	orig, err := os.ReadFile(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`server: "https://([^"]+)"`).FindSubmatch(orig)
+	if m == nil {
+		t.Fatalf("no server in %s", kcfg)
+	}
+	upstream := string(m[1])
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &apiProxy{conns: map[net.Conn]bool{}}
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				u, err := net.Dial("tcp", upstream)
+				if err != nil || !p.track(c, u) {
+					_ = c.Close()
+					if u != nil {
+						_ = u.Close()
+					}
+					return
+				}
+				go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+				_, _ = io.Copy(c, u)
+				_ = c.Close()
+			}()
+		}
+	}()
+	// The API server's certificate names 127.0.0.1, whatever the port.
+	patched := strings.Replace(string(orig), string(m[0]), `server: "https://`+lis.Addr().String()+`"`, 1)
+	if err := os.WriteFile(kcfg, []byte(patched), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The proxy stays up: run processes started meanwhile keep using it until they end.
+	t.Cleanup(func() { _ = os.WriteFile(kcfg, orig, 0o600) })
+	return p
 }

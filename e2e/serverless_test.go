@@ -190,4 +190,35 @@ func TestServerless(t *testing.T) {
 		// And the chaincode still serves: the peer relaunches it.
 		h.mustQuery(t, "slow", "pong", "ping")
 	})
+
+	t.Run("6 a call that wakes the chaincode while run cannot reach the API server is served once it can", func(t *testing.T) {
+		// run's connection to the API server goes through a proxy that this test can
+		// cut, as when the API server run talks to fails over in an HA control plane.
+		// (Restarting the harness's only API server stalls the job controller for
+		// longer than the peer's execute timeout: that measures the cluster, not kubecc.)
+		proxy := h.apiProxy(t)
+		id := h.deployJob(t, "wake", "wake_1", "1s")
+		h.mustInvoke(t, "wake", "put", "w", "1")
+		eventually(t, 15*time.Second, "scaled to zero", func() bool { return h.nothingLeft(t, id) })
+		proxy.cut(true)
+		served := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			out, err := h.invoke("wake", "put", "w", "2")
+			if err != nil {
+				err = fmt.Errorf("%v\n%s", err, out)
+			}
+			served <- err
+		}()
+		time.Sleep(5 * time.Second)
+		proxy.cut(false)
+		if err := <-served; err != nil {
+			t.Fatalf("the call that waited for the API server failed: %v", err)
+		}
+		t.Logf("served %s after it was sent, run cut off from the API server for 5 s of that", time.Since(start).Round(time.Millisecond))
+		h.mustQuery(t, "wake", "2", "get", "w")
+		if !strings.Contains(h.peerLog(t), "warning: create cc-wake-1") {
+			t.Fatal("run logged no create retry: the call did not meet the cut")
+		}
+	})
 }

@@ -26,7 +26,10 @@ PEER_TLSCA="$FABRIC_ORGS/peerOrganizations/org1.example.com/tlsca/tlsca.org1.exa
 ORG1_ADMIN_MSP="$FABRIC_ORGS/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp"
 
 # Variables the peer hands to external builders (chaincode.externalBuilders[].propagateEnvironment).
-BUILDER_PROPAGATE=(HOME KUBECONFIG KUBECC_REGISTRY KUBECC_REGISTRY_INSECURE KUBECC_NAMESPACE
+# Not KUBECONFIG: it would override the builder's config.yaml, whose kubeconfig holds the
+# service-account token bound to examples/builder/rbac.yaml, and the hooks would run as
+# the cluster admin the harness itself uses.
+BUILDER_PROPAGATE=(HOME KUBECC_REGISTRY KUBECC_REGISTRY_INSECURE KUBECC_NAMESPACE
 	KUBECC_PEER_ADDRESS KUBECC_LAUNCH KUBECC_IDLE_TIMEOUT KUBECC_RELAY_ADDRESS KUBECC_CONFIG
 	GOCACHE GOMODCACHE GOPATH GOPROXY GOFLAGS GONOSUMDB GOPRIVATE GOSUMDB)
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -310,5 +311,52 @@ func TestChaincodeLogResumesAfterABreakWithoutRepeats(t *testing.T) {
 	}
 	if len(logs.calls) != 2 || !logs.calls[0].Timestamps || logs.calls[1].SinceTime == nil || logs.calls[1].SinceTime.Unix() != time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC).Unix() {
 		t.Fatalf("log requests %+v", logs.calls)
+	}
+}
+
+func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
+	p := params(t, false)
+	kube := newFake()
+	var creates int
+	kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		creates++
+		switch creates {
+		case 1:
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		case 2:
+			// The pod is created, but the answer is lost.
+			if err := kube.Tracker().Create(corev1.SchemeGroupVersion.WithResource("pods"), a.(k8stesting.CreateAction).GetObject(), a.GetNamespace()); err != nil {
+				return true, nil, err
+			}
+			return true, nil, io.ErrUnexpectedEOF
+		}
+		return false, nil, nil
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}}}}, stop)
+	var log syncBuf
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("run returned %v\n%s", err, log.String())
+	}
+	if creates != 3 || strings.Count(log.String(), "retrying in") != 2 {
+		t.Fatalf("%d creates, log:\n%s", creates, log.String())
+	}
+
+	// A refusal is final: no retry, and nothing left behind.
+	kube = newFake()
+	creates = 0
+	kube.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		creates++
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "x", errors.New("RBAC"))
+	})
+	err = (&Launcher{Kube: clientset.Wrap(kube), Params: params(t, true), Log: &syncBuf{}}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "forbidden") || creates != 1 {
+		t.Fatalf("run returned %v after %d creates", err, creates)
+	}
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -134,7 +135,7 @@ func (l *Launcher) startInstance(ctx context.Context, name string) (string, erro
 	ns := p.Config.Namespace
 	secretName := ""
 	if s := p.Secret(name); s != nil {
-		if _, err := l.Kube.Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		if _, err := createRetrying(ctx, l, l.Kube.Secrets(ns), s, name, false); err != nil {
 			return "", fmt.Errorf("create secret %s/%s: %w", ns, name, err)
 		}
 		secretName = name
@@ -296,7 +297,7 @@ func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.
 	if p.mode() == config.LaunchJob {
 		job := p.Job(name, secretName)
 		job.OwnerReferences = peerOwner
-		created, err := l.Kube.Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+		created, err := createRetrying(ctx, l, l.Kube.Jobs(ns), job, name, true)
 		if err != nil {
 			return metav1.OwnerReference{}, fmt.Errorf("create job %s/%s: %w", ns, name, err)
 		}
@@ -304,7 +305,7 @@ func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.
 	}
 	pod := p.Pod(name, secretName)
 	pod.OwnerReferences = peerOwner
-	created, err := l.Kube.Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := createRetrying(ctx, l, l.Kube.Pods(ns), pod, name, true)
 	if err != nil {
 		return metav1.OwnerReference{}, fmt.Errorf("create pod %s/%s: %w", ns, name, err)
 	}
@@ -586,3 +587,52 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.d = 0 }
+
+// createPatience is how long a create waits for an unreachable or overloaded API
+// server: less than the peer's default execute timeout (30 s), so a call that waits in
+// the relay for a new chaincode can still be served once the API server is back.
+const createPatience = 20 * time.Second
+
+// createRetrying creates obj, retrying while the API server does not answer or says
+// it is overloaded. If a lost answer hid that an earlier try worked, the object is
+// fetched instead when fetch is set (Secrets are not: the launcher's Role may create
+// Secrets but not read them), else obj is returned as sent.
+func createRetrying[T runtime.Object, L runtime.Object](ctx context.Context, l *Launcher, r kube.Resource[T, L], obj T, name string, fetch bool) (T, error) {
+	retry := newBackoff()
+	deadline := time.Now().Add(createPatience)
+	retried := false
+	for {
+		created, err := r.Create(ctx, obj, metav1.CreateOptions{})
+		if err == nil {
+			return created, nil
+		}
+		if retried && apierrors.IsAlreadyExists(err) {
+			if !fetch {
+				return obj, nil
+			}
+			return r.Get(ctx, name, metav1.GetOptions{})
+		}
+		if !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return created, err
+		}
+		retried = true
+		d := retry.next()
+		l.logf("warning: create %s: %v; retrying in %s", name, err, d)
+		select {
+		case <-ctx.Done():
+			return created, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// transient reports whether a request may work if tried again: the API server did not
+// answer, or answered 429 or 5xx.
+func transient(err error) bool {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		code := st.Status().Code
+		return code == 429 || code >= 500
+	}
+	return true
+}
