@@ -220,5 +220,11 @@ func TestServerless(t *testing.T) {
 		if !strings.Contains(h.peerLog(t), "warning: create cc-wake-1") {
 			t.Fatal("run logged no create retry: the call did not meet the cut")
 		}
+		// This run talks through the proxy, which ends with the test binary: stop it
+		// now, while it can still clean up.
+		if out, err := exec.Command("pkill", "-TERM", "-f", "bin/run .*"+strings.ReplaceAll(id, ":", "-")).CombinedOutput(); err != nil {
+			t.Fatalf("pkill: %v %s", err, out)
+		}
+		eventually(t, 10*time.Second, "nothing left after SIGTERM", func() bool { return h.nothingLeft(t, id) })
 	})
 }
