@@ -180,11 +180,10 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
-	p := params(t, true)
-	// A leftover of an earlier run of this peer and package.
-	old := p.Pod("cc-old", "")
-	kube := newFake(old)
+// runUntilExit3 runs a launch whose container ends with exit code 3 and checks that run
+// exits with that code; it returns run's log.
+func runUntilExit3(t *testing.T, kube *fake.Clientset, p *Params) string {
+	t.Helper()
 	stop := make(chan struct{})
 	defer close(stop)
 	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}, stop)
@@ -192,12 +191,21 @@ func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
 	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
 	var exit *ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 {
-		t.Fatalf("run returned %v\n%s", err, log.String())
+		t.Fatalf("run returned %v, want the container's exit code 3\n%s", err, log.String())
 	}
+	return log.String()
+}
+
+func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
+	p := params(t, true)
+	// A leftover of an earlier run of this peer and package.
+	old := p.Pod("cc-old", "")
+	kube := newFake(old)
+	log := runUntilExit3(t, kube, p)
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)
 	}
-	if strings.Contains(log.String(), "SECRET-KEY") {
+	if strings.Contains(log, "SECRET-KEY") {
 		t.Fatal("key in the log")
 	}
 }
@@ -249,17 +257,9 @@ func TestRunRidesOutAnUnreachableAPIServer(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	stop := make(chan struct{})
-	defer close(stop)
-	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}}}}, stop)
-	var log syncBuf
-	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
-	var exit *ExitError
-	if !errors.As(err, &exit) || exit.Code != 3 {
-		t.Fatalf("run returned %v, want the container's exit code 3 once the API server answers\n%s", err, log.String())
-	}
-	if got := strings.Count(log.String(), "retrying in"); got != 3 {
-		t.Fatalf("%d watch retries logged, want 3:\n%s", got, log.String())
+	log := runUntilExit3(t, kube, p)
+	if got := strings.Count(log, "retrying in"); got != 3 {
+		t.Fatalf("%d watch retries logged, want 3:\n%s", got, log)
 	}
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)
@@ -332,17 +332,8 @@ func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	stop := make(chan struct{})
-	defer close(stop)
-	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}}}}, stop)
-	var log syncBuf
-	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
-	var exit *ExitError
-	if !errors.As(err, &exit) || exit.Code != 3 {
-		t.Fatalf("run returned %v\n%s", err, log.String())
-	}
-	if creates != 3 || strings.Count(log.String(), "retrying in") != 2 {
-		t.Fatalf("%d creates, log:\n%s", creates, log.String())
+	if log := runUntilExit3(t, kube, p); creates != 3 || strings.Count(log, "retrying in") != 2 {
+		t.Fatalf("%d creates, log:\n%s", creates, log)
 	}
 
 	// A refusal is final: no retry, and nothing left behind.
@@ -352,7 +343,7 @@ func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 		creates++
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "x", errors.New("RBAC"))
 	})
-	err = (&Launcher{Kube: clientset.Wrap(kube), Params: params(t, true), Log: &syncBuf{}}).Run(context.Background())
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: params(t, true), Log: &syncBuf{}}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "forbidden") || creates != 1 {
 		t.Fatalf("run returned %v after %d creates", err, creates)
 	}
