@@ -172,6 +172,9 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 		}
 		b.WriteString("\n(`container started` is when the kubelet reported it, which lags behind the container itself: the chaincode has often registered with the peer first.)\n\n")
 	}
+	if slow, err := secretRaces(filepath.Join(n.root, "logs", "kubelet.log"), n.ns, "cc-"+kName+"-"); err == nil && slow > 0 {
+		fmt.Fprintf(&b, "In %d of kubecc's launches here the kubelet's first read of the pod's Secret was refused by the node authorizer, which had not yet linked the new pod to it, and the pod started about 1.5 s late (P3 says more).\n\n", slow)
+	}
 	if floor, err := p2Floor(ctx, n, runs); err != nil {
 		env.Logf("P2: pod start floor: %v", err)
 	} else {

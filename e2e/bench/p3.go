@@ -65,17 +65,25 @@ func runP3(ctx context.Context, env *Env) (string, error) {
 
 	// Cold: every query finds the chaincode scaled to zero (idle timeout 0), with its
 	// image already on the node.
-	env.Logf("P3: %d cold queries", cycles)
-	var cold Sample
-	for i := 0; i < cycles; i++ {
+	// Two kinds, alternated: 2 s after the scale to zero (the node done with the last
+	// pod), and at once (the kubelet still tearing the last pod down: sandbox, network,
+	// volumes, while it starts the new one).
+	env.Logf("P3: %d cold queries of each kind", cycles)
+	var cold, coldAtOnce Sample
+	for i := 0; i < 2*cycles; i++ {
 		if err := n.waitNoPods(ctx, coldID, 30*time.Second); err != nil {
 			return "", err
+		}
+		s := &coldAtOnce
+		if i%2 == 0 {
+			s = &cold
+			time.Sleep(p3Settle)
 		}
 		start := time.Now()
 		if _, err := n.contract(coldName).EvaluateTransaction("get", "k"); err != nil {
 			return "", fmt.Errorf("cold query %d: %w", i, err)
 		}
-		cold = append(cold, time.Since(start).Seconds())
+		*s = append(*s, time.Since(start).Seconds())
 	}
 	phases := launchPhases(filepath.Join(n.root, "logs", "peer.log"), coldID)
 
@@ -124,12 +132,15 @@ func runP3(ctx context.Context, env *Env) (string, error) {
 	}
 
 	p50, p95 := cold.Median(), percentile(cold, 95)
+	p50b, p95b := coldAtOnce.Median(), percentile(coldAtOnce, 95)
 	ratio := warmRelay.Median() / warmRes.Median()
 	var b strings.Builder
 	fmt.Fprintf(&b, "Driver: the Fabric Gateway client (fabric-gateway v1.7.0) in the bench process: evaluate for queries, submit (endorse, order, wait for commit) for invokes. Chaincode: examples/chaincode/go as a `kubecc package` image package. The image is on the node for every cold figure.\n\n")
 	fmt.Fprintf(&b, "| figure | result | baseline | ratio | goal | |\n|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| cold query after scale to zero, p50 (%d cycles) | %s | resident warm query %s | %.0f× | ≤ 1.0 s | %s |\n", len(cold), secs(p50), ms(warmRes.Median()), p50/warmRes.Median(), passMiss(p50 <= 1.0))
-	fmt.Fprintf(&b, "| cold query after scale to zero, p95 | %s (min %s, max %s) | | | ≤ 1.5 s | %s |\n", secs(p95), secs(cold.Min()), secs(cold.Max()), passMiss(p95 <= 1.5))
+	fmt.Fprintf(&b, "| cold query %s after scale to zero, p50 (%d cycles) | %s | resident warm query %s | %.0f× | ≤ 1.0 s | %s |\n", p3Settle, len(cold), secs(p50), ms(warmRes.Median()), p50/warmRes.Median(), passMiss(p50 <= 1.0))
+	fmt.Fprintf(&b, "| cold query %s after scale to zero, p95 | %s (min %s, max %s) | | | ≤ 1.5 s | %s |\n", p3Settle, secs(p95), secs(cold.Min()), secs(cold.Max()), passMiss(p95 <= 1.5))
+	fmt.Fprintf(&b, "| cold query at once after scale to zero (the kubelet still tearing down the last pod), p50 (%d cycles) | %s | | | ≤ 1.0 s | %s |\n", len(coldAtOnce), secs(p50b), passMiss(p50b <= 1.0))
+	fmt.Fprintf(&b, "| cold query at once after scale to zero, p95 | %s (min %s, max %s) | | | ≤ 1.5 s | %s |\n", secs(p95b), secs(coldAtOnce.Min()), secs(coldAtOnce.Max()), passMiss(p95b <= 1.5))
 	fmt.Fprintf(&b, "| warm query through the relay (median of %d) | %s | resident pod %s | %.3f | ≤ 1.05 | %s |\n\n", len(warmRelay), ms(warmRelay.Median()), ms(warmRes.Median()), ratio, passMiss(ratio <= 1.05))
 	if rt, err := relayRoundTrip(ctx, env.Root); err != nil {
 		env.Logf("P3: relay microbenchmark: %v", err)
@@ -147,11 +158,17 @@ func runP3(ctx context.Context, env *Env) (string, error) {
 			}
 		}
 		b.WriteString("\n(`container started` is when the kubelet reported it, which on Kubernetes 1.34 lags behind the container itself: the chaincode has often registered first.)\n\n")
+		if slow, err := secretRaces(filepath.Join(n.root, "logs", "kubelet.log"), n.ns, "cc-"+coldName+"-"); err == nil {
+			fmt.Fprintf(&b, "Slow cold starts (seen in earlier runs, up to 2 s): in %d of these %.0f launches the kubelet's first read of the pod's Secret was refused (`no relationship found between node and this object`: the API server's node authorizer had not yet linked the new pod to its Secret), its secret cache gave up after 1 s (`failed to sync secret cache`) and the mount was retried 0.5 s later, so those pods started about 1.5 s late. That race is in Kubernetes, between the node authorizer's graph and the kubelet's pod watch; any pod with a Secret volume can meet it.\n\n", slow, phases["launches"][0])
+		}
 	}
 	fmt.Fprintf(&b, "The paper's table 6 replayed with idle timeout 0 (every invoke starts, serves and ends its own pod; the paper patched the peer, kubecc uses a stock one):\n\n| invokes | kubecc total | paper | speed-up | kubecc per invoke |\n|---|---|---|---|---|\n%s\n\n", strings.Join(t6, "\n"))
 	b.WriteString(env.Machine.Markdown(env.Command))
 	return b.String(), nil
 }
+
+// p3Settle is how long after a scale to zero a "settled" cold query is sent.
+const p3Settle = 2 * time.Second
 
 func ms(v float64) string { return fmt.Sprintf("%.1f ms", v*1000) }
 
@@ -226,4 +243,19 @@ func relayRoundTrip(ctx context.Context, repo string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%.0f µs", v/1000), nil
+}
+
+// secretRaces counts the Secrets, named with prefix, whose first mount failed because the
+// kubelet's secret cache could not sync (from the kubelet log).
+func secretRaces(kubeletLog, ns, prefix string) (int, error) {
+	b, err := os.ReadFile(kubeletLog)
+	if err != nil {
+		return 0, err
+	}
+	re := regexp.MustCompile(`Couldn't get secret ` + regexp.QuoteMeta(ns+"/"+prefix) + `(\S+): failed to sync secret cache`)
+	seen := map[string]bool{}
+	for _, m := range re.FindAllSubmatch(b, -1) {
+		seen[string(m[1])] = true
+	}
+	return len(seen), nil
 }
