@@ -23,8 +23,8 @@ const LabelPrepull = "kubecc.io/prepull"
 // config's node selector), so that the first cold start does not pay for the pull.
 // It starts one throwaway pod per node and deletes them all once their images are
 // pulled (or the pull failed, which it reports).
-func Prepull(ctx context.Context, kube kube.Client, cfg *config.Config, img chaincode.ImageRef, log io.Writer) error {
-	nodes, err := kube.Nodes().List(ctx, metav1.ListOptions{LabelSelector: labels.Set(cfg.NodeSelector).String()})
+func Prepull(ctx context.Context, kc kube.Client, cfg *config.Config, img chaincode.ImageRef, log io.Writer) error {
+	nodes, err := kc.Nodes().List(ctx, metav1.ListOptions{LabelSelector: labels.Set(cfg.NodeSelector).String()})
 	if err != nil {
 		return fmt.Errorf("prepull: list nodes: %w", err)
 	}
@@ -35,7 +35,7 @@ func Prepull(ctx context.Context, kube kube.Client, cfg *config.Config, img chai
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = kube.Pods(ns).DeleteCollection(dctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel.String()})
+		_ = kc.Pods(ns).DeleteCollection(dctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel.String()})
 	}()
 	p := &Params{Config: cfg, Image: img, Run: &chaincode.RunConfig{ChaincodeID: "prepull:" + id, PeerAddress: "127.0.0.1:1", MSPID: "prepull"}, PeerID: "prepull"}
 	want := 0
@@ -50,7 +50,7 @@ func Prepull(ctx context.Context, kube kube.Client, cfg *config.Config, img chai
 		spec.Containers[0].Args = []string{"-h"}
 		spec.Containers[0].Env = nil
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "kubecc-prepull-" + id + "-", Namespace: ns, Labels: sel}, Spec: spec}
-		if _, err := kube.Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		if _, err := kc.Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("prepull on %s: %w", n.Name, err)
 		}
 		want++
@@ -59,7 +59,7 @@ func Prepull(ctx context.Context, kube kube.Client, cfg *config.Config, img chai
 		return nil
 	}
 	start := time.Now()
-	w, err := kube.Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	w, err := kc.Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return fmt.Errorf("prepull: watch: %w", err)
 	}

@@ -67,19 +67,19 @@ func (l *Launcher) elapsed() string {
 }
 
 // Cleanup deletes every Pod, Job and Secret the selector matches.
-func Cleanup(ctx context.Context, kube kube.Client, ns string, sel string) error {
+func Cleanup(ctx context.Context, kc kube.Client, ns string, sel string) error {
 	zero := int64(0)
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg}
 	list := metav1.ListOptions{LabelSelector: sel}
 	var errs []error
-	if err := kube.Jobs(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kc.Jobs(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete jobs %s: %w", sel, err))
 	}
-	if err := kube.Pods(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kc.Pods(ns).DeleteCollection(ctx, opts, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete pods %s: %w", sel, err))
 	}
-	if err := kube.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, list); err != nil && !apierrors.IsNotFound(err) {
+	if err := kc.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, list); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete secrets %s: %w", sel, err))
 	}
 	return errors.Join(errs...)
