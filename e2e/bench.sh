@@ -10,37 +10,15 @@ set -euo pipefail
 
 KO_VERSION="${KO_VERSION:-v0.18.0}"
 
-# install_ko: go build of github.com/google/ko from a throwaway module (go install
-# pkg@version needs version lists, which the proxy may refuse).
+# install_ko: ko built once from the module proxy, cached by version.
 install_ko() {
-	local dir="$KUBECC_CACHE/ko-$KO_VERSION" tmp
+	local dir="$KUBECC_CACHE/ko-$KO_VERSION"
 	KO="$dir/ko"
 	if [ -x "$KO" ] && "$KO" version 2>/dev/null | grep -qx "${KO_VERSION#v}\|$KO_VERSION"; then
 		return
 	fi
 	log "building ko $KO_VERSION from the module proxy (once; cached in $dir)"
-	mkdir -p "$dir"
-	tmp=$(mktemp -d)
-	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" EXIT
-	cat >"$tmp/go.mod" <<MOD
-module kubecc.local/kobuild
-
-go 1.25
-
-require github.com/google/ko $KO_VERSION
-MOD
-	cat >"$tmp/tools.go" <<'SRC'
-//go:build tools
-
-package tools
-
-import _ "github.com/google/ko"
-SRC
-	(cd "$tmp" && GOFLAGS=-mod=mod go mod tidy && CGO_ENABLED=0 go build -trimpath -o "$dir/.ko.new" github.com/google/ko) >&2
-	mv -f "$dir/.ko.new" "$KO"
-	rm -rf "$tmp"
-	trap - EXIT
+	build_go_tool github.com/google/ko "$KO_VERSION" github.com/google/ko "$KO"
 	"$KO" version >&2
 }
 

@@ -39,3 +39,26 @@ wait_for() {
 		sleep 0.2
 	done
 }
+
+# build_go_tool MODULE VERSION PACKAGE OUT: go build of PACKAGE (from MODULE at VERSION)
+# into OUT, from a throwaway module: go install pkg@version needs version lists, which
+# the module proxy here may refuse. Writes OUT.new, then renames it.
+build_go_tool() {
+	local module=$1 version=$2 pkg=$3 out=$4 tmp
+	tmp=$(mktemp -d)
+	cat >"$tmp/go.mod" <<MOD
+module kubecc.local/toolbuild
+
+go 1.25
+
+require $module $version
+MOD
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$tmp/tools.go"
+	mkdir -p "$(dirname "$out")"
+	if ! (cd "$tmp" && GOFLAGS=-mod=mod go mod tidy && CGO_ENABLED=0 go build -trimpath -o "$out.new" "$pkg") >&2; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	rm -rf "$tmp"
+	mv -f "$out.new" "$out"
+}
