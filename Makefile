@@ -11,9 +11,11 @@ HOOKS   := detect build release run
 
 all: hooks cli
 
+# bin/run-pod: the lean build of run (no relay, no gRPC) that run hands resident launches to.
 hooks:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS),podonly -trimpath -ldflags '$(LDFLAGS)' -o bin/run-pod ./run
 
 cli:
 	@mkdir -p bin

@@ -491,3 +491,27 @@ func (h *harness) apiProxy(t *testing.T) *apiProxy {
 	t.Cleanup(func() { _ = os.WriteFile(kcfg, orig, 0o600) })
 	return p
 }
+
+// runExe is the executable of the run process the peer started for a package (found
+// by its build output folder, named after the package ID, in its command line).
+func (h *harness) runExe(t *testing.T, packageID string) string {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	want := strings.ReplaceAll(packageID, ":", "-")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmd), "\x00")
+		if len(args) > 1 && strings.HasSuffix(args[0], "/bin/run") && strings.Contains(args[1], want) {
+			exe, err := os.Readlink(filepath.Join(d, "exe"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return exe
+		}
+	}
+	t.Fatalf("no run process for %s", packageID)
+	return ""
+}
