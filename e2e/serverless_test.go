@@ -48,6 +48,16 @@ func (h *harness) launches(t *testing.T, packageID string) int {
 	return n
 }
 
+// terminateRun sends SIGTERM to the run process of a package, as the peer does: the
+// peer started it with the build output folder, named after the package ID.
+func (h *harness) terminateRun(t *testing.T, packageID string) {
+	t.Helper()
+	out, err := exec.Command("pkill", "-TERM", "-f", "bin/run .*"+strings.ReplaceAll(packageID, ":", "-")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkill: %v %s", err, out)
+	}
+}
+
 // deployJob packages the example as a serverless image package and commits it.
 func (h *harness) deployJob(t *testing.T, name, label, idle string) string {
 	t.Helper()
@@ -178,12 +188,7 @@ func TestServerless(t *testing.T) {
 			done <- err
 		}()
 		time.Sleep(700 * time.Millisecond)
-		// The run process of this package: the peer started it with the build output
-		// folder, named after the package ID.
-		out, err := exec.Command("pkill", "-TERM", "-f", "bin/run .*"+strings.ReplaceAll(id, ":", "-")).CombinedOutput()
-		if err != nil {
-			t.Fatalf("pkill: %v %s", err, out)
-		}
+		h.terminateRun(t, id)
 		if err := <-done; err != nil {
 			t.Logf("the transaction failed cleanly: %v", err)
 		} else {
@@ -225,9 +230,7 @@ func TestServerless(t *testing.T) {
 		}
 		// This run talks through the proxy, which ends with the test binary: stop it
 		// now, while it can still clean up.
-		if out, err := exec.Command("pkill", "-TERM", "-f", "bin/run .*"+strings.ReplaceAll(id, ":", "-")).CombinedOutput(); err != nil {
-			t.Fatalf("pkill: %v %s", err, out)
-		}
+		h.terminateRun(t, id)
 		eventually(t, 10*time.Second, "nothing left after SIGTERM", func() bool { return h.nothingLeft(t, id) })
 	})
 }

@@ -45,7 +45,7 @@ func main() {
 				return fmt.Errorf("%s/%s: field \"idleTimeout\": %v", bld, chaincode.BuildInfoFile, err)
 			}
 		}
-		if params.Mode != config.LaunchJob && launch.JobMode {
+		if !params.Serverless() && launch.JobMode {
 			// A resident launch lives as long as its chaincode; hand it to the lean
 			// build beside this one (no relay, no gRPC: a third less memory per chaincode).
 			if err := execPodOnly(); err != nil {

@@ -186,19 +186,11 @@ func timed(ctx context.Context, dir string, env []string, name string, args ...s
 
 // withEnv returns base with the given KEY=VALUE settings replacing any earlier ones.
 func withEnv(base []string, set ...string) []string {
-	drop := map[string]bool{}
-	for _, kv := range set {
-		k, _, _ := strings.Cut(kv, "=")
-		drop[k] = true
+	keys := make([]string, len(set))
+	for i, kv := range set {
+		keys[i], _, _ = strings.Cut(kv, "=")
 	}
-	var out []string
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
-			out = append(out, kv)
-		}
-	}
-	return append(out, set...)
+	return append(without(base, keys...), set...)
 }
 
 // without returns base without the named variables.

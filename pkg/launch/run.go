@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/kube"
 )
 
@@ -99,7 +98,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 	}
 
 	name := p.NewName()
-	if p.mode() == config.LaunchJob {
+	if p.Serverless() {
 		return l.runJobs(ctx, name)
 	}
 	secretName, err := l.startInstance(ctx, name)
@@ -161,7 +160,7 @@ func (l *Launcher) create(ctx context.Context, name, secretName string) (metav1.
 	if owner := l.peerPodOwner(ctx); owner != nil {
 		peerOwner = []metav1.OwnerReference{*owner}
 	}
-	if p.mode() == config.LaunchJob {
+	if p.Serverless() {
 		job := p.Job(name, secretName)
 		job.OwnerReferences = peerOwner
 		created, err := createRetrying(ctx, l, l.Kube.Jobs(ns), job, name, true)
@@ -211,7 +210,7 @@ func (l *Launcher) deleteAll(name, secretName string) {
 	ns := l.Params.Config.Namespace
 	zero := int64(0)
 	bg := metav1.DeletePropagationBackground
-	if l.Params.mode() == config.LaunchJob {
+	if l.Params.Serverless() {
 		if err := l.Kube.Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
 			l.logf("warning: delete job %s: %v", name, err)
 		}

@@ -168,6 +168,9 @@ func (p *Params) mode() string {
 	return p.Mode
 }
 
+// Serverless reports whether the launch runs as Jobs behind the relay (job mode).
+func (p *Params) Serverless() bool { return p.mode() == config.LaunchJob }
+
 // Secret holds the launch's TLS material; nil when the peer has TLS off. The
 // chaincode gets the key as a file, never in its environment.
 func (p *Params) Secret(name string) *corev1.Secret {
