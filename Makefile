@@ -5,28 +5,32 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # grpcnotrace drops grpc's x/net/trace (and html/template): run is one process per
 # chaincode, and its memory is mostly its own executable (docs/benchmarks.md, P5).
 TAGS    := grpcnotrace
-HOOKS   := detect build release run
+HOOKS   := detect build release run run-pod
 
-.PHONY: all hooks cli test unit e2e e2e-up e2e-down demo bench lint clean
+.PHONY: all hooks cli test unit fuzz e2e e2e-up e2e-down demo bench lint clean
 
 all: hooks cli
 
-# bin/run-pod: the lean build of run (no relay, no gRPC) that run hands resident launches to.
+# run-pod: the lean twin of run (no relay, no gRPC) that run hands resident launches to.
 hooks:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS),podonly -trimpath -ldflags '$(LDFLAGS)' -o bin/run-pod ./run
 
 cli:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/kubecc ./cmd/kubecc
 
+# -race on every package: the relay, the job loop and the launcher run goroutines.
 unit:
 	$(GO) vet ./...
-	$(GO) test ./...
+	$(GO) test -race ./...
 
-# The README's test command: lint, unit tests, then the e2e suite on the real harness.
-test: all lint unit e2e
+# Every parser of package input, fuzzed for FUZZTIME (default 15s) each.
+fuzz:
+	bash e2e/fuzz.sh
+
+# The README's test command: lint, unit tests, fuzzing, then the e2e suites on the real harness.
+test: all lint unit fuzz e2e
 
 e2e: all
 	bash e2e/run-e2e.sh

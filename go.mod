@@ -8,6 +8,7 @@ require (
 	github.com/hyperledger/fabric-protos-go-apiv2 v0.3.7
 	github.com/urfave/cli/v2 v2.27.7
 	go.yaml.in/yaml/v2 v2.4.2
+	golang.org/x/mod v0.39.0
 	google.golang.org/grpc v1.67.3
 	k8s.io/api v0.34.4
 	k8s.io/apimachinery v0.34.4

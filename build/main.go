@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/kubecc/kubecc/pkg/builder"
+	"github.com/kubecc/kubecc/pkg/build"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/hook"
@@ -28,11 +28,11 @@ func main() {
 			return err
 		}
 		id, _ := chaincode.PackageIDFromBuildDir(src)
-		res, err := builder.New(cfg, os.Stderr).Build(ctx, builder.Input{SrcDir: src, Metadata: md, PackageID: id})
+		res, err := build.New(cfg, os.Stderr).Build(ctx, build.Input{SrcDir: src, Metadata: md, PackageID: id})
 		if err != nil {
 			return err
 		}
-		if err := builder.WriteOutput(out, src, res); err != nil {
+		if err := build.WriteOutput(out, src, res); err != nil {
 			return err
 		}
 		if cfg.Prepull {

@@ -160,7 +160,7 @@ func TestServerless(t *testing.T) {
 			go func(name string) {
 				defer wg.Done()
 				if out, err := h.invoke(name, "put", "side", name); err != nil {
-					errs <- fmt.Errorf("%s: %v\n%s", name, err, out)
+					errs <- fmt.Errorf("%s: %w\n%s", name, err, out)
 				}
 			}(name)
 		}
@@ -214,7 +214,7 @@ func TestServerless(t *testing.T) {
 		go func() {
 			out, err := h.invoke("wake", "put", "w", "2")
 			if err != nil {
-				err = fmt.Errorf("%v\n%s", err, out)
+				err = fmt.Errorf("%w\n%s", err, out)
 			}
 			served <- err
 		}()

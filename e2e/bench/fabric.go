@@ -163,7 +163,7 @@ func (n *network) deploy(ctx context.Context, name, pkg string) (string, error) 
 	if err != nil && !strings.Contains(out, "already successfully installed") {
 		return "", err
 	}
-	id := ""
+	var id string
 	if m := packageIDLine.FindStringSubmatch(out); m != nil {
 		id = m[1]
 	} else if out, err = n.run(ctx, "peer", "lifecycle", "chaincode", "calculatepackageid", pkg); err == nil {

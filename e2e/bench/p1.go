@@ -244,19 +244,8 @@ func imageSize(ctx context.Context, ref string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("image %s: %w", ref, err)
 	}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return 0, err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, err
-	}
-	total += int64(len(raw)) + m.Config.Size
-	for _, l := range m.Layers {
-		total += l.Size
-	}
-	return total, nil
+	size, err := image.Size(img)
+	return total + size, err
 }
 
 var builderTook = regexp.MustCompile(`\bin ([0-9.]+(?:ns|µs|us|ms|s|m[0-9.]+s)+)$|\(([0-9.]+(?:ns|µs|us|ms|s))\)$`)

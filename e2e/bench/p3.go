@@ -145,7 +145,7 @@ func runP3(ctx context.Context, env *Env) (string, error) {
 	if rt, err := relayRoundTrip(ctx, env.Root); err != nil {
 		env.Logf("P3: relay microbenchmark: %v", err)
 	} else {
-		fmt.Fprintf(&b, "Where the warm overhead goes: a warm query crosses the relay four times (TRANSACTION and RESPONSE from the peer, GET_STATE and COMPLETED from the chaincode), each time over a second TLS gRPC stream. The relay alone, in process on loopback (`go test -bench RelayedTransaction ./pkg/relay`: fake peer → relay → fake chaincode and back, TLS on both sides), takes %s per TRANSACTION → COMPLETED round trip in this run; a CPU profile of that benchmark (2026-11-24) spent 56%% of its samples in the read and write system calls of the streams, 4%% in protobuf (the fake ends' included) and 1%% in the relay's own bookkeeping: the overhead is the extra hop itself, which a leaner codec would not remove.\n\n", rt)
+		fmt.Fprintf(&b, "Where the warm overhead goes: a warm query crosses the relay four times (TRANSACTION and RESPONSE from the peer, GET_STATE and COMPLETED from the chaincode), each time over a second TLS gRPC stream. The relay alone, in process on loopback (`go test -bench RelayedTransaction ./pkg/serverless`: fake peer → relay → fake chaincode and back, TLS on both sides), takes %s per TRANSACTION → COMPLETED round trip in this run; a CPU profile of that benchmark (2026-11-24) spent 56%% of its samples in the read and write system calls of the streams, 4%% in protobuf (the fake ends' included) and 1%% in the relay's own bookkeeping: the overhead is the extra hop itself, which a leaner codec would not remove.\n\n", rt)
 	}
 	if len(phases) > 0 {
 		fmt.Fprintf(&b, "Where a cold start goes (median over %.0f launches, from `run`'s per-phase lines in the peer log; times since the launch began: run's start for the first, the call that found no chaincode for the others; `registered` and `first transaction` happen once per run, later launches are attached to the standing peer stream):\n\n| phase | median |\n|---|---|\n", phases["launches"][0])
@@ -228,11 +228,11 @@ func appendPhase(s []float64, v, unit string) []float64 {
 
 // relayRoundTrip runs the relay's microbenchmark and returns its time per round trip.
 func relayRoundTrip(ctx context.Context, repo string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "RelayedTransaction", "-benchtime", "2s", "./pkg/relay/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "RelayedTransaction", "-benchtime", "2s", "./pkg/serverless/")
 	cmd.Dir = repo
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%v\n%s", err, out)
+		return "", fmt.Errorf("%w\n%s", err, out)
 	}
 	m := regexp.MustCompile(`BenchmarkRelayedTransaction\S*\s+\d+\s+([0-9.]+) ns/op`).FindSubmatch(out)
 	if m == nil {

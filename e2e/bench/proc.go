@@ -32,7 +32,7 @@ func procgoPackage(ctx context.Context, n *network, dir, label string) (string, 
 		"--path", filepath.Join(n.repo, "examples", "chaincode", "go"), "--label", label); err != nil {
 		return "", err
 	}
-	p, err := chaincode.ReadPackageFile(golang, chaincode.DefaultLimits)
+	p, err := chaincode.ReadPackageFile(golang, chaincode.DefaultLimits())
 	if err != nil {
 		return "", err
 	}

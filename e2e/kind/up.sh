@@ -62,7 +62,7 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 WORKDIR /src
 COPY src/ ./
 RUN go build -tags grpcnotrace -ldflags '-s -w' -o /out/kubecc/bin/ ./detect ./build ./release ./run && \\
-	go build -tags grpcnotrace,podonly -ldflags '-s -w' -o /out/kubecc/bin/run-pod ./run
+	go build -tags grpcnotrace -ldflags '-s -w' -o /out/kubecc/bin/run-pod ./run-pod
 RUN GOBIN=/out/fabric go install \\
 	-ldflags '-X github.com/hyperledger/fabric/common/metadata.Version=$FABRIC_VERSION' \\
 	github.com/hyperledger/fabric/cmd/cryptogen@$FABRIC_MODULE_VERSION \\

@@ -18,8 +18,8 @@ type BuildInfo struct {
 	// address only from its -peer.address flag.
 	PeerAddressArg bool `json:"peerAddressArg"`
 	// Launch and IdleTimeout are the package's own launch choice, if it made one.
-	Launch      string `json:"launch,omitempty"`
-	IdleTimeout string `json:"idleTimeout,omitempty"`
+	Launch      LaunchMode `json:"launch,omitempty"`
+	IdleTimeout string     `json:"idleTimeout,omitempty"`
 }
 
 // ReadBuildInfo reads dir/kubecc.json; a missing file gives the zero BuildInfo.
@@ -34,7 +34,7 @@ func ReadBuildInfo(dir string) (BuildInfo, error) {
 		return bi, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := json.Unmarshal(data, &bi); err != nil {
-		return bi, fmt.Errorf("%s: not valid JSON: %v", path, err)
+		return bi, fmt.Errorf("%s: not valid JSON: %w", path, err)
 	}
 	return bi, nil
 }

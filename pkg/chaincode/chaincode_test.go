@@ -65,7 +65,7 @@ func writePackage(t *testing.T, code []byte, md string) string {
 func TestReadPackageFileComputesThePeersPackageID(t *testing.T) {
 	code := tarGz(t, entry{name: "src/go.mod", body: "module x\n"}, entry{name: "src/main.go", body: "package main\n"})
 	path := writePackage(t, code, `{"type":"golang","path":"x","label":"mycc_1.0","extra":"kept"}`)
-	p, err := ReadPackageFile(path, DefaultLimits)
+	p, err := ReadPackageFile(path, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestReadPackageFileComputesThePeersPackageID(t *testing.T) {
 		t.Fatalf("metadata bytes not kept as they are: %s", p.Metadata.Raw)
 	}
 	dir := t.TempDir()
-	if err := p.ExtractCode(dir, DefaultLimits); err != nil {
+	if err := p.ExtractCode(dir, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "src/main.go")); err != nil || string(b) != "package main\n" {
@@ -87,7 +87,7 @@ func TestReadPackageFileComputesThePeersPackageID(t *testing.T) {
 }
 
 func TestHostileCodeArchivesAreRefused(t *testing.T) {
-	limits := Limits{MaxFileSize: 1 << 10, MaxTotalSize: 4 << 10, MaxEntries: 10}
+	limits := Limits{MaxFileSize: 1 << 10, MaxTotalSize: 4 << 10, MaxEntries: 10, MaxDepth: 4}
 	cases := map[string]struct {
 		entries []entry
 		want    string
@@ -104,6 +104,9 @@ func TestHostileCodeArchivesAreRefused(t *testing.T) {
 		"duplicate entry":    {[]entry{{name: "src/a", body: "1"}, {name: "src/a", body: "2"}}, "twice"},
 		"too many entries":   {[]entry{{name: "1"}, {name: "2"}, {name: "3"}, {name: "4"}, {name: "5"}, {name: "6"}, {name: "7"}, {name: "8"}, {name: "9"}, {name: "10"}, {name: "11"}}, "entries"},
 		"backslash traverse": {[]entry{{name: `..\evil`, body: "x"}}, "unsafe path"},
+		"deep tree":          {[]entry{{name: "a/b/c/d/e", body: "x"}}, "folders deep"},
+		"newline in name":    {[]entry{{name: "src/a\nkubecc run: forged", body: "x"}}, "control character"},
+		"long name":          {[]entry{{name: strings.Repeat("n", 1100), body: "x"}}, "over 1024 bytes"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -127,7 +130,7 @@ func TestReadPackageFileErrorsNameTheFileAndField(t *testing.T) {
 		`not json`:                               "not valid JSON",
 	} {
 		path := writePackage(t, code, md)
-		_, err := ReadPackageFile(path, DefaultLimits)
+		_, err := ReadPackageFile(path, DefaultLimits())
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
 			t.Errorf("metadata %s: error %v, want one naming %s and %q", md, err, path, want)
 		}
@@ -191,10 +194,10 @@ func TestContentHashIgnoresTimesButNotContent(t *testing.T) {
 		return dir
 	}
 	a, b, c := mk("package main"), mk("package main"), mk("package main // changed")
-	ha, _ := ContentHash(md, a, DefaultLimits, "goarch=amd64")
-	hb, _ := ContentHash(md, b, DefaultLimits, "goarch=amd64")
-	hc, _ := ContentHash(md, c, DefaultLimits, "goarch=amd64")
-	hd, _ := ContentHash(md, a, DefaultLimits, "goarch=arm64")
+	ha, _ := ContentHash(md, a, DefaultLimits(), "goarch=amd64")
+	hb, _ := ContentHash(md, b, DefaultLimits(), "goarch=amd64")
+	hc, _ := ContentHash(md, c, DefaultLimits(), "goarch=amd64")
+	hd, _ := ContentHash(md, a, DefaultLimits(), "goarch=arm64")
 	if ha != hb {
 		t.Errorf("same tree, different hashes: %s %s", ha, hb)
 	}
@@ -204,7 +207,7 @@ func TestContentHashIgnoresTimesButNotContent(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(a, "src/link")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ContentHash(md, a, DefaultLimits); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := ContentHash(md, a, DefaultLimits()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("a symlink in the tree: error %v", err)
 	}
 }
@@ -259,8 +262,19 @@ func TestBuildPackageIsDeterministic(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "p.tgz")
 	_ = os.WriteFile(path, a, 0o644)
-	p, err := ReadPackageFile(path, DefaultLimits)
+	p, err := ReadPackageFile(path, DefaultLimits())
 	if err != nil || p.ID != PackageID("cc", a) {
 		t.Fatalf("round trip: %+v %v", p, err)
+	}
+}
+
+// Found by FuzzParseOptions (testdata/fuzz/FuzzParseOptions/crash-*): YAML reports a
+// duplicate key over two lines, and hook errors are one line naming the file.
+func TestParseOptionsErrorsAreOneLine(t *testing.T) {
+	for _, in := range []string{"0:\n0:", "launch: job\nlaunch: pod\n", strings.Repeat("k: v\n", 4)} {
+		_, err := ParseOptions("kubecc.yaml", []byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), "kubecc.yaml: ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error %q, want one line naming kubecc.yaml (pkg/strictyaml must join YAML's multi-line errors)", in, err)
+		}
 	}
 }

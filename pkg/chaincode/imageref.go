@@ -38,7 +38,7 @@ func ParseImageRef(name string, data []byte) (ImageRef, error) {
 	var r ImageRef
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("%s: not valid JSON: %v", name, err)
+		return r, fmt.Errorf("%s: not valid JSON: %w", name, err)
 	}
 	if r.Name == "" {
 		return r, fmt.Errorf("%s: field \"name\" is missing", name)

@@ -58,7 +58,7 @@ func ReadMetadata(metadataDir string) (*Metadata, error) {
 func ParseMetadata(name string, data []byte) (*Metadata, error) {
 	md := &Metadata{Raw: data}
 	if err := json.Unmarshal(data, md); err != nil {
-		return nil, fmt.Errorf("%s: not valid JSON: %v", name, err)
+		return nil, fmt.Errorf("%s: not valid JSON: %w", name, err)
 	}
 	if md.Type == "" {
 		return nil, fmt.Errorf("%s: field \"type\" is missing", name)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/strictyaml"
 )
 
 // OptionsFile is a package's own launch choice. Inside the package it is part of the
@@ -18,7 +18,7 @@ const OptionsFile = "kubecc.yaml"
 // Options is kubecc.yaml.
 type Options struct {
 	// Launch is "pod" (resident) or "job" (serverless).
-	Launch string `json:"launch,omitempty"`
+	Launch LaunchMode `json:"launch,omitempty"`
 	// IdleTimeout of job mode: "0s" ends after each burst of transactions.
 	IdleTimeout string `json:"idleTimeout,omitempty"`
 }
@@ -26,11 +26,11 @@ type Options struct {
 // ParseOptions validates kubecc.yaml bytes; name is used in errors.
 func ParseOptions(name string, data []byte) (Options, error) {
 	var o Options
-	if err := config.UnmarshalStrict(name, data, &o); err != nil {
+	if err := strictyaml.Unmarshal(name, data, &o); err != nil {
 		return o, err
 	}
-	if o.Launch != "" && o.Launch != "pod" && o.Launch != "job" {
-		return o, fmt.Errorf("%s: field \"launch\": want pod or job, got %q", name, o.Launch)
+	if _, err := ParseLaunchMode(string(o.Launch)); err != nil {
+		return o, fmt.Errorf("%s: field \"launch\": %w", name, err)
 	}
 	if o.IdleTimeout != "" {
 		d, err := time.ParseDuration(o.IdleTimeout)

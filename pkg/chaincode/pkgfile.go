@@ -141,6 +141,9 @@ func walkTarGz(r io.Reader, limits Limits, fn func(*tar.Header, io.Reader) error
 		if err := checkEntryName(hdr.Name); err != nil {
 			return err
 		}
+		if err := checkName(strings.TrimSuffix(path.Clean(hdr.Name), "/"), limits); err != nil {
+			return err
+		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeDir:
 		case tar.TypeSymlink, tar.TypeLink:
@@ -177,6 +180,24 @@ func checkEntryName(name string) error {
 		if part == ".." {
 			return fmt.Errorf("entry %q escapes the package (path traversal refused)", name)
 		}
+	}
+	return nil
+}
+
+// checkName refuses names no chaincode needs and that make trouble downstream:
+// control characters (a newline would forge lines in the peer log), over-long names,
+// and trees deeper than the limit.
+func checkName(name string, limits Limits) error {
+	if len(name) > 1024 {
+		return fmt.Errorf("entry %.60q... has a name over 1024 bytes", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("entry %q has a control character in its name", name)
+		}
+	}
+	if depth := strings.Count(name, "/") + 1; depth > limits.MaxDepth {
+		return fmt.Errorf("entry %q is %d folders deep, over the limit of %d", name, depth, limits.MaxDepth)
 	}
 	return nil
 }

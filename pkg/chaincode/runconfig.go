@@ -48,7 +48,7 @@ func ReadRunConfig(dir string) (*RunConfig, error) {
 	}
 	c := &RunConfig{}
 	if err := json.Unmarshal(data, c); err != nil {
-		return nil, fmt.Errorf("%s: not valid JSON: %v", path, err)
+		return nil, fmt.Errorf("%s: not valid JSON: %w", path, err)
 	}
 	for field, v := range map[string]string{"chaincode_id": c.ChaincodeID, "peer_address": c.PeerAddress, "mspid": c.MSPID} {
 		if v == "" {

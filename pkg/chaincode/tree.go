@@ -20,16 +20,35 @@ type Limits struct {
 	MaxFileSize  int64
 	MaxTotalSize int64
 	MaxEntries   int
+	// MaxDepth bounds how many folders deep a path goes.
+	MaxDepth int
 }
 
-// DefaultLimits are generous for vendored Go chaincode and small for a disk bomb.
-var DefaultLimits = Limits{MaxFileSize: 64 << 20, MaxTotalSize: 512 << 20, MaxEntries: 100000}
+// DefaultLimits are generous for vendored Go chaincode and node_modules, and small
+// for a disk bomb.
+func DefaultLimits() Limits {
+	return Limits{MaxFileSize: 64 << 20, MaxTotalSize: 512 << 20, MaxEntries: 100000, MaxDepth: 64}
+}
 
 // HashTree checks every entry below root (only regular files and directories, within
 // the limits) and returns a digest of the tree: sorted paths, the executable bit and
 // file contents. Timestamps and owners do not count, so two peers that unpack the
 // same package get the same hash.
 func HashTree(root string, limits Limits, h hash.Hash) error {
+	paths, err := checkTree(root, limits)
+	if err != nil {
+		return err
+	}
+	for _, rel := range paths {
+		if err := hashEntry(h, root, rel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTree checks every entry below root and returns their paths, sorted.
+func checkTree(root string, limits Limits) ([]string, error) {
 	var paths []string
 	var total int64
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -45,6 +64,9 @@ func HashTree(root string, limits Limits, h hash.Hash) error {
 		}
 		if len(paths) >= limits.MaxEntries {
 			return fmt.Errorf("%s: more than %d entries", root, limits.MaxEntries)
+		}
+		if err := checkName(filepath.ToSlash(rel), limits); err != nil {
+			return fmt.Errorf("%s: %w", root, err)
 		}
 		if d.Type().IsRegular() {
 			info, err := d.Info()
@@ -62,40 +84,39 @@ func HashTree(root string, limits Limits, h hash.Hash) error {
 		paths = append(paths, rel)
 		return nil
 	})
+	sort.Strings(paths)
+	return paths, err
+}
+
+// hashEntry writes one entry: its path, its kind and, for a file, size and content.
+func hashEntry(h hash.Hash, root, rel string) error {
+	path := filepath.Join(root, rel)
+	info, err := os.Lstat(path)
 	if err != nil {
 		return err
 	}
-	sort.Strings(paths)
-	for _, rel := range paths {
-		path := filepath.Join(root, rel)
-		info, err := os.Lstat(path)
-		if err != nil {
-			return err
-		}
-		kind := byte('f')
-		switch {
-		case info.IsDir():
-			kind = 'd'
-		case info.Mode()&0o111 != 0:
-			kind = 'x'
-		}
-		writeField(h, []byte(filepath.ToSlash(rel)))
-		h.Write([]byte{kind})
-		if kind == 'd' {
-			continue
-		}
-		var size [8]byte
-		binary.BigEndian.PutUint64(size[:], uint64(info.Size()))
-		h.Write(size[:])
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(h, f)
-		_ = f.Close()
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
+	kind := byte('f')
+	switch {
+	case info.IsDir():
+		kind = 'd'
+	case info.Mode()&0o111 != 0:
+		kind = 'x'
+	}
+	writeField(h, []byte(filepath.ToSlash(rel)))
+	h.Write([]byte{kind})
+	if kind == 'd' {
+		return nil
+	}
+	var size [8]byte
+	binary.BigEndian.PutUint64(size[:], uint64(info.Size()))
+	h.Write(size[:])
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kubecc/kubecc/pkg/builder"
+	"github.com/kubecc/kubecc/pkg/build"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/fsutil"
@@ -81,15 +81,15 @@ func signalContext(c *cli.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 }
 
-func build(c *cli.Context, src string) (*builder.Result, error) {
+func buildPackage(c *cli.Context, src string) (*build.Result, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := signalContext(c)
 	defer cancel()
-	b := builder.New(cfg, c.App.ErrWriter)
-	u, err := builder.Unpack(src, c.String("label"), b.Limits)
+	b := build.New(cfg, c.App.ErrWriter)
+	u, err := build.Unpack(src, c.String("label"), b.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func buildAction(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("build: want one DIR or PACKAGE argument, got %d", c.NArg())
 	}
-	res, err := build(c, c.Args().First())
+	res, err := buildPackage(c, c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -132,14 +132,14 @@ func packageAction(c *cli.Context) error {
 		}
 		ctx, cancel := signalContext(c)
 		defer cancel()
-		b := builder.New(cfg, c.App.ErrWriter)
+		b := build.New(cfg, c.App.ErrWriter)
 		repo, digest, err := b.Registry.Resolve(ctx, img)
 		if err != nil {
 			return err
 		}
 		ref = chaincode.ImageRef{Name: repo, Digest: digest}
 	} else {
-		res, err := build(c, c.Args().First())
+		res, err := buildPackage(c, c.Args().First())
 		if err != nil {
 			return err
 		}

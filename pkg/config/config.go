@@ -4,7 +4,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,16 +17,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/strictyaml"
 )
 
 // FileName is the name of the builder's config file, beside bin/.
 const FileName = "config.yaml"
-
-// Launch modes.
-const (
-	LaunchPod = "pod"
-	LaunchJob = "job"
-)
 
 // Config is everything an operator can set. The JSON names are the keys of config.yaml.
 type Config struct {
@@ -37,6 +33,9 @@ type Config struct {
 	RegistryInsecure bool `json:"registryInsecure,omitempty"`
 	// InsecureRegistries lists more hosts (host[:port]) reached over plain HTTP.
 	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
+	// AllowedRegistries, when set, are the only registry hosts (host[:port]) an image
+	// package may name; Registry's host is always allowed.
+	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
 	// BaseImage is the base for Go images; empty means kubecc's built-in minimal base.
 	BaseImage string `json:"baseImage,omitempty"`
 	// GOARCH of the chaincode binaries (and image platform). Default amd64.
@@ -62,7 +61,7 @@ type Config struct {
 	RunAsUser int64 `json:"runAsUser,omitempty"`
 	FSGroup   int64 `json:"fsGroup,omitempty"`
 	// Launch is the default launch mode (pod or job) for packages that do not choose.
-	Launch string `json:"launch,omitempty"`
+	Launch chaincode.LaunchMode `json:"launch,omitempty"`
 	// IdleTimeout is the default idle timeout of job-mode chaincode.
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 	// RelayAddress is host:port the job-mode relay listens on and advertises to pods.
@@ -116,7 +115,7 @@ func (c *Config) setDefaults() {
 		c.FSGroup = c.RunAsUser
 	}
 	if c.Launch == "" {
-		c.Launch = LaunchPod
+		c.Launch = chaincode.LaunchPod
 	}
 	if c.LaunchTimeout.Duration == 0 {
 		c.LaunchTimeout.Duration = 5 * time.Minute
@@ -142,7 +141,7 @@ func Load(builderDir string, lookup func(string) (string, bool)) (*Config, error
 	}
 	switch {
 	case err == nil:
-		if err := parseFile(path, data, c); err != nil {
+		if err := strictyaml.Unmarshal(path, data, c); err != nil {
 			return nil, err
 		}
 	case errors.Is(err, os.ErrNotExist):
@@ -176,84 +175,70 @@ func BuilderDir() string {
 	return filepath.Dir(filepath.Dir(exe))
 }
 
-var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
-
-func parseFile(path string, data []byte, c *Config) error {
-	return UnmarshalStrict(path, data, c)
-}
-
-// UnmarshalStrict decodes YAML into v, refusing unknown keys; errors are one line
-// that names the file (name) and the key. Empty input leaves v as it is.
-func UnmarshalStrict(name string, data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	if err := yaml.UnmarshalStrict(data, v); err != nil {
-		msg := err.Error()
-		if m := unknownField.FindStringSubmatch(msg); m != nil {
-			return fmt.Errorf("%s: unknown key %q", name, m[1])
-		}
-		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: "))
-	}
-	return nil
-}
-
 func applyEnv(c *Config, lookup func(string) (string, bool)) error {
-	str := func(key string, dst *string) {
-		if v, ok := lookup(key); ok && v != "" {
+	env := func(key string) (string, bool) {
+		v, ok := lookup(key)
+		return v, ok && v != ""
+	}
+	for key, dst := range map[string]*string{
+		"KUBECC_REGISTRY":        &c.Registry,
+		"KUBECC_BASE_IMAGE":      &c.BaseImage,
+		"KUBECC_GOARCH":          &c.GOARCH,
+		"KUBECONFIG":             &c.Kubeconfig,
+		"KUBECC_NAMESPACE":       &c.Namespace,
+		"KUBECC_PEER_ADDRESS":    &c.PeerAddress,
+		"KUBECC_PEER_ID":         &c.PeerID,
+		"KUBECC_PEER_POD":        &c.PeerPod,
+		"KUBECC_SERVICE_ACCOUNT": &c.ServiceAccount,
+		"KUBECC_RELAY_ADDRESS":   &c.RelayAddress,
+	} {
+		if v, ok := env(key); ok {
 			*dst = v
 		}
 	}
-	str("KUBECC_REGISTRY", &c.Registry)
-	str("KUBECC_BASE_IMAGE", &c.BaseImage)
-	str("KUBECC_GOARCH", &c.GOARCH)
-	str("KUBECONFIG", &c.Kubeconfig)
-	str("KUBECC_NAMESPACE", &c.Namespace)
-	str("KUBECC_PEER_ADDRESS", &c.PeerAddress)
-	str("KUBECC_PEER_ID", &c.PeerID)
-	str("KUBECC_PEER_POD", &c.PeerPod)
-	str("KUBECC_SERVICE_ACCOUNT", &c.ServiceAccount)
-	str("KUBECC_LAUNCH", &c.Launch)
-	str("KUBECC_RELAY_ADDRESS", &c.RelayAddress)
-
-	if v, ok := lookup("KUBECC_REGISTRY_INSECURE"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("env KUBECC_REGISTRY_INSECURE: want true or false, got %q", v)
+	if v, ok := env("KUBECC_LAUNCH"); ok {
+		c.Launch = chaincode.LaunchMode(v)
+	}
+	for key, dst := range map[string]*[]string{
+		"KUBECC_INSECURE_REGISTRIES": &c.InsecureRegistries,
+		"KUBECC_ALLOWED_REGISTRIES":  &c.AllowedRegistries,
+		"KUBECC_IMAGE_PULL_SECRETS":  &c.ImagePullSecrets,
+	} {
+		if v, ok := env(key); ok {
+			*dst = splitList(v)
 		}
-		c.RegistryInsecure = b
 	}
-	if v, ok := lookup("KUBECC_PREPULL"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
+	if v, ok := env("KUBECC_NODE_SELECTOR"); ok {
+		m, err := parseSelector(v)
 		if err != nil {
-			return fmt.Errorf("env KUBECC_PREPULL: want true or false, got %q", v)
-		}
-		c.Prepull = b
-	}
-	if v, ok := lookup("KUBECC_INSECURE_REGISTRIES"); ok && v != "" {
-		c.InsecureRegistries = splitList(v)
-	}
-	if v, ok := lookup("KUBECC_IMAGE_PULL_SECRETS"); ok && v != "" {
-		c.ImagePullSecrets = splitList(v)
-	}
-	if v, ok := lookup("KUBECC_NODE_SELECTOR"); ok && v != "" {
-		m := map[string]string{}
-		for _, kv := range splitList(v) {
-			k, val, found := strings.Cut(kv, "=")
-			if !found || k == "" {
-				return fmt.Errorf("env KUBECC_NODE_SELECTOR: want key=value[,key=value], got %q", kv)
-			}
-			m[k] = val
+			return err
 		}
 		c.NodeSelector = m
+	}
+	return applyTyped(c, env)
+}
+
+// applyTyped applies the variables whose values are parsed: booleans, YAML and durations.
+func applyTyped(c *Config, env func(string) (string, bool)) error {
+	for key, dst := range map[string]*bool{
+		"KUBECC_REGISTRY_INSECURE": &c.RegistryInsecure,
+		"KUBECC_PREPULL":           &c.Prepull,
+	} {
+		if v, ok := env(key); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("env %s: want true or false, got %q", key, v)
+			}
+			*dst = b
+		}
 	}
 	for key, dst := range map[string]any{
 		"KUBECC_RESOURCES":   &c.Resources,
 		"KUBECC_TOLERATIONS": &c.Tolerations,
 	} {
-		if v, ok := lookup(key); ok && v != "" {
+		if v, ok := env(key); ok {
 			if err := yaml.UnmarshalStrict([]byte(v), dst); err != nil {
-				return fmt.Errorf("env %s: %v", key, err)
+				return fmt.Errorf("env %s: %w", key, err)
 			}
 		}
 	}
@@ -262,7 +247,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		"KUBECC_LAUNCH_TIMEOUT": &c.LaunchTimeout,
 		"KUBECC_RELAY_LINGER":   &c.RelayLinger,
 	} {
-		if v, ok := lookup(key); ok && v != "" {
+		if v, ok := env(key); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return fmt.Errorf("env %s: want a duration such as 30s, got %q", key, v)
@@ -271,6 +256,18 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		}
 	}
 	return nil
+}
+
+func parseSelector(v string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range splitList(v) {
+		k, val, found := strings.Cut(kv, "=")
+		if !found || k == "" {
+			return nil, fmt.Errorf("env KUBECC_NODE_SELECTOR: want key=value[,key=value], got %q", kv)
+		}
+		m[k] = val
+	}
+	return m, nil
 }
 
 func splitList(v string) []string {
@@ -284,16 +281,25 @@ func splitList(v string) []string {
 }
 
 var (
-	dns1123   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	hostPort  = regexp.MustCompile(`^[^\s:/]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$`)
-	goarchSet = map[string]bool{"amd64": true, "arm64": true, "arm": true, "386": true, "ppc64le": true, "s390x": true, "riscv64": true}
+	dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// registryHost is host[:port] (an IPv6 address in brackets): no scheme, no path.
+	registryHost = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
+	hostPort     = regexp.MustCompile(`^[^\s:/]+:[0-9]{1,5}$|^\[[0-9a-fA-F:.]+\]:[0-9]{1,5}$`)
 )
+
+func knownGOARCH(a string) bool {
+	switch a {
+	case "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64":
+		return true
+	}
+	return false
+}
 
 func (c *Config) validate() error {
 	if !dns1123.MatchString(c.Namespace) || len(c.Namespace) > 63 {
 		return fmt.Errorf("config key namespace: %q is not a valid namespace name", c.Namespace)
 	}
-	if !goarchSet[c.GOARCH] {
+	if !knownGOARCH(c.GOARCH) {
 		return fmt.Errorf("config key goarch: unsupported GOARCH %q", c.GOARCH)
 	}
 	if c.PeerAddress != "" && !hostPort.MatchString(c.PeerAddress) {
@@ -305,8 +311,13 @@ func (c *Config) validate() error {
 	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.HasSuffix(c.Registry, "/") || strings.ContainsAny(c.Registry, " \t@")) {
 		return fmt.Errorf("config key registry: want a repository prefix such as 127.0.0.1:5000/kubecc, got %q", c.Registry)
 	}
-	if c.Launch != LaunchPod && c.Launch != LaunchJob {
-		return fmt.Errorf("config key launch: want pod or job, got %q", c.Launch)
+	for _, h := range c.AllowedRegistries {
+		if !registryHost.MatchString(h) {
+			return fmt.Errorf("config key allowedRegistries: want registry hosts such as 127.0.0.1:5000 (no scheme, no path), got %q", h)
+		}
+	}
+	if _, err := chaincode.ParseLaunchMode(string(c.Launch)); err != nil {
+		return fmt.Errorf("config key launch: %w", err)
 	}
 	if c.IdleTimeout.Duration < 0 {
 		return fmt.Errorf("config key idleTimeout: must not be negative")

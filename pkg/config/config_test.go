@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/kubecc/kubecc/pkg/chaincode"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,7 @@ idleTimeout: 30s
 	if c.Resources.Limits.Cpu().String() != "500m" || c.NodeSelector["disk"] != "ssd" || len(c.Tolerations) != 1 || c.ImagePullSecrets[0] != "regcred" {
 		t.Fatalf("pod settings %+v", c)
 	}
-	if c.IdleTimeout.Duration != 30*time.Second || c.Launch != LaunchPod || c.RunAsUser != 10001 {
+	if c.IdleTimeout.Duration != 30*time.Second || c.Launch != chaincode.LaunchPod || c.RunAsUser != 10001 {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -67,7 +68,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"registy: x\n", nil, []string{FileName, `"registy"`}},
+		{"registy: x\n", nil, []string{FileName, `"registy"`}}, //nolint:misspell // the typo is the test
 		{"namespace: Not_Valid\n", nil, []string{"namespace"}},
 		{"goarch: vax\n", nil, []string{"goarch"}},
 		{"idleTimeout: soon\n", nil, []string{FileName, "duration"}},
@@ -92,6 +93,29 @@ func TestErrorsNameTheKey(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "\n") {
 			t.Errorf("error spans lines: %q", err)
+		}
+	}
+}
+
+func TestAllowedRegistries(t *testing.T) {
+	c, err := Load(writeConfig(t, "allowedRegistries: [127.0.0.1:5000, ghcr.io, \"[::1]:5000\"]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.AllowedRegistries, ",") != "127.0.0.1:5000,ghcr.io,[::1]:5000" {
+		t.Fatalf("from the file: %q", c.AllowedRegistries)
+	}
+	c, err = Load(writeConfig(t, "allowedRegistries: [ghcr.io]\n"), env(map[string]string{"KUBECC_ALLOWED_REGISTRIES": " reg.example:443 , docker.io,"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.AllowedRegistries, ",") != "reg.example:443,docker.io" {
+		t.Fatalf("from the env: %q", c.AllowedRegistries)
+	}
+	for _, bad := range []string{"https://ghcr.io", "ghcr.io/org", "ghcr.io:port", "a b", "-x.io"} {
+		_, err := Load(t.TempDir(), env(map[string]string{"KUBECC_ALLOWED_REGISTRIES": bad}))
+		if err == nil || !strings.Contains(err.Error(), "allowedRegistries") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: error %v", bad, err)
 		}
 	}
 }

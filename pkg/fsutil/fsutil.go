@@ -85,9 +85,3 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
-
-// Exists reports whether path exists (and is reachable).
-func Exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}

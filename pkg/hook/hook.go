@@ -31,11 +31,10 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // Main runs fn with the hook's arguments and exits: 0 on success, the ExitError's
 // code, or 1 with the error on one line of stderr.
 func Main(name string, args []string, usage string, fn func(ctx context.Context, args []string) error) {
-	os.Exit(Run(name, args, usage, fn))
+	os.Exit(run(name, args, usage, fn))
 }
 
-// Run is Main without the exit, for tests.
-func Run(name string, args []string, usage string, fn func(ctx context.Context, args []string) error) int {
+func run(name string, args []string, usage string, fn func(ctx context.Context, args []string) error) int {
 	if len(args) != strings.Count(usage, " ")+1 || usage == "" {
 		fmt.Fprintf(os.Stderr, "kubecc %s: usage: %s %s\n", name, name, usage)
 		return 2

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,24 +61,43 @@ func Base(arch string) (v1.Image, error) {
 
 // Spec says what goes on top of the base.
 type Spec struct {
-	Binary      []byte
+	// Layers go on the base in order, one layer each.
+	Layers     []Contents
+	Entrypoint []string
+	// Env entries (KEY=VALUE) replace the base's entries of the same keys.
+	Env         []string
+	WorkingDir  string
 	Labels      map[string]string
 	Annotations map[string]string
 	Created     time.Time
 	Arch        string
 }
 
-// Assemble puts the chaincode binary on base as one layer and sets the entrypoint,
-// a non-root user, labels and OCI annotations. The result depends only on its inputs.
+// Contents are the files of one layer and the history line that says what it is.
+type Contents struct {
+	Entries   []Entry
+	CreatedBy string
+}
+
+// Binary is the layer of a static chaincode binary at BinaryPath.
+func Binary(data []byte) Contents {
+	return Contents{Entries: []Entry{{Path: BinaryPath, Mode: 0o755, Data: data}}, CreatedBy: "kubecc: chaincode binary"}
+}
+
+// Assemble puts spec's layers on base and sets the entrypoint, a non-root user,
+// labels and OCI annotations. The result depends only on its inputs.
 func Assemble(base v1.Image, spec Spec) (v1.Image, error) {
 	created := spec.Created.UTC()
-	layer, err := Layer([]Entry{{Path: BinaryPath, Mode: 0o755, Data: spec.Binary}}, created)
-	if err != nil {
-		return nil, fmt.Errorf("binary layer: %w", err)
-	}
-	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, MediaType: types.OCILayer, History: v1.History{CreatedBy: "kubecc: chaincode binary", Created: v1.Time{Time: created}}})
-	if err != nil {
-		return nil, fmt.Errorf("append binary layer: %w", err)
+	img := base
+	for _, c := range spec.Layers {
+		layer, err := Layer(c.Entries, created)
+		if err != nil {
+			return nil, fmt.Errorf("layer %q: %w", c.CreatedBy, err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer, History: v1.History{CreatedBy: c.CreatedBy, Created: v1.Time{Time: created}}})
+		if err != nil {
+			return nil, fmt.Errorf("append layer %q: %w", c.CreatedBy, err)
+		}
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -89,8 +109,12 @@ func Assemble(base v1.Image, spec Spec) (v1.Image, error) {
 	if spec.Arch != "" {
 		cf.Architecture = spec.Arch
 	}
-	cf.Config.Entrypoint = []string{BinaryPath}
+	cf.Config.Entrypoint = spec.Entrypoint
 	cf.Config.Cmd = nil
+	cf.Config.Env = setEnv(cf.Config.Env, spec.Env)
+	if spec.WorkingDir != "" {
+		cf.Config.WorkingDir = spec.WorkingDir
+	}
 	if u := cf.Config.User; u == "" || u == "root" || u == "0" || u == "0:0" {
 		cf.Config.User = User
 	}
@@ -108,4 +132,39 @@ func Assemble(base v1.Image, spec Spec) (v1.Image, error) {
 		img = mutate.Annotations(img, spec.Annotations).(v1.Image)
 	}
 	return img, nil
+}
+
+// setEnv replaces or appends each KEY=VALUE of set in env, keeping env's order.
+func setEnv(env, set []string) []string {
+	out := append([]string(nil), env...)
+	for _, kv := range set {
+		key, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if k, _, _ := strings.Cut(old, "="); k == key {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Size is the compressed size of an image: manifest, config and layers.
+func Size(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return 0, err
+	}
+	total := int64(len(raw)) + m.Config.Size
+	for _, l := range m.Layers {
+		total += l.Size
+	}
+	return total, nil
 }

@@ -25,9 +25,10 @@ import (
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/kube/clientset"
+	"github.com/kubecc/kubecc/pkg/podspec"
 )
 
-func params(t *testing.T, tls bool) *Params {
+func params(t *testing.T, tls bool) *podspec.Params {
 	t.Helper()
 	cfg, err := config.Load(t.TempDir(), func(k string) (string, bool) {
 		if k == "KUBECC_NAMESPACE" {
@@ -42,79 +43,12 @@ func params(t *testing.T, tls bool) *Params {
 	if tls {
 		rc.ClientCert, rc.ClientKey, rc.RootCert = "CERT", "SECRET-KEY", "ROOT"
 	}
-	return &Params{Config: cfg, Run: rc, PeerID: "host/peer0:7052",
-		Image: chaincode.ImageRef{Name: "reg/cc", Digest: "sha256:" + strings.Repeat("cd", 32)},
-		Info:  chaincode.BuildInfo{PeerAddressArg: true}}
-}
-
-func TestPodSpecIsHardenedAndKeepsKeysOutOfEnv(t *testing.T) {
-	p := params(t, true)
-	name := p.NewName()
-	if len(name) > 63 || !strings.HasPrefix(name, "cc-my-cc-1-0-") {
-		t.Fatalf("name %q", name)
+	img := chaincode.ImageRef{Name: "reg/cc", Digest: "sha256:" + strings.Repeat("cd", 32)}
+	p, err := podspec.Resolve(cfg, img, chaincode.BuildInfo{PeerAddressArg: true}, "kubecc.json", rc, "host")
+	if err != nil {
+		t.Fatal(err)
 	}
-	sec := p.Secret(name)
-	if sec == nil || string(sec.Data["client.key"]) != "SECRET-KEY" || string(sec.Data["client.key.b64"]) != "U0VDUkVULUtFWQ==" {
-		t.Fatalf("secret %+v", sec)
-	}
-	pod := p.Pod(name, name)
-	c := pod.Spec.Containers[0]
-	if c.Image != "reg/cc@sha256:"+strings.Repeat("cd", 32) {
-		t.Errorf("image %s", c.Image)
-	}
-	if len(c.Args) != 1 || c.Args[0] != "-peer.address=peer0:7052" {
-		t.Errorf("args %v", c.Args)
-	}
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
-		if strings.Contains(e.Value, "SECRET-KEY") || strings.Contains(e.Value, "CERT") && e.Name != "CORE_TLS_CLIENT_CERT_FILE" && e.Name != "CORE_TLS_CLIENT_CERT_PATH" && e.Name != "CORE_PEER_TLS_ROOTCERT_FILE" {
-			t.Errorf("TLS material in env %s", e.Name)
-		}
-	}
-	if env["CORE_PEER_TLS_ENABLED"] != "true" || env["CORE_TLS_CLIENT_KEY_PATH"] != TLSDir+"/client.key.b64" || env["CORE_CHAINCODE_ID_NAME"] != p.Run.ChaincodeID || env["CORE_PEER_LOCALMSPID"] != "Org1MSP" {
-		t.Errorf("env %v", env)
-	}
-	for k, v := range pod.Labels {
-		if strings.Contains(v, "SECRET") || len(v) > 63 {
-			t.Errorf("label %s=%s", k, v)
-		}
-	}
-	if pod.Labels[LabelManagedBy] != "kubecc" || pod.Labels[LabelChaincode] != "My_CC-1.0" || pod.Annotations[AnnotationPackageID] != p.Run.ChaincodeID {
-		t.Errorf("labels %v annotations %v", pod.Labels, pod.Annotations)
-	}
-	sc, psc := c.SecurityContext, pod.Spec.SecurityContext
-	if !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || sc.Capabilities.Drop[0] != "ALL" || !*psc.RunAsNonRoot || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Error("security context not hardened")
-	}
-	if *pod.Spec.AutomountServiceAccountToken || pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Error("token mounted or restart policy wrong")
-	}
-}
-
-func TestTLSOff(t *testing.T) {
-	p := params(t, false)
-	if p.Secret("x") != nil {
-		t.Fatal("secret without TLS")
-	}
-	pod := p.Pod("x", "")
-	for _, e := range pod.Spec.Containers[0].Env {
-		if e.Name == "CORE_PEER_TLS_ENABLED" && e.Value != "false" {
-			t.Fatal("TLS enabled")
-		}
-	}
-	if len(pod.Spec.Volumes) != 1 {
-		t.Fatalf("volumes %v", pod.Spec.Volumes)
-	}
-}
-
-func TestPeerAddressOverride(t *testing.T) {
-	p := params(t, false)
-	p.Config.PeerAddress = "10.1.2.3:7052"
-	pod := p.Pod("x", "")
-	if pod.Spec.Containers[0].Args[0] != "-peer.address=10.1.2.3:7052" {
-		t.Fatal(pod.Spec.Containers[0].Args)
-	}
+	return p
 }
 
 // setStatus keeps writing a status onto the launch's pod until stop closes: the fake
@@ -182,13 +116,13 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 // runUntilExit3 runs a launch whose container ends with exit code 3 and checks that run
 // exits with that code; it returns run's log.
-func runUntilExit3(t *testing.T, kube *fake.Clientset, p *Params) string {
+func runUntilExit3(t *testing.T, kube *fake.Clientset, p *podspec.Params) string {
 	t.Helper()
 	stop := make(chan struct{})
 	defer close(stop)
-	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}, stop)
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}}}}, stop)
 	var log syncBuf
-	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &log}).Run(context.Background())
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: NewLog(&log)}).RunResident(context.Background())
 	var exit *ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 {
 		t.Fatalf("run returned %v, want the container's exit code 3\n%s", err, log.String())
@@ -199,7 +133,7 @@ func runUntilExit3(t *testing.T, kube *fake.Clientset, p *Params) string {
 func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
 	p := params(t, true)
 	// A leftover of an earlier run of this peer and package.
-	old := p.Pod("cc-old", "")
+	old := p.Pod("cc-old", "", nil)
 	kube := newFake(old)
 	log := runUntilExit3(t, kube, p)
 	if n := leftovers(t, kube); n != 0 {
@@ -215,8 +149,8 @@ func TestRunFailsFastOnImagePullErrors(t *testing.T) {
 	kube := newFake()
 	stop := make(chan struct{})
 	defer close(stop)
-	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}}}}}, stop)
-	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &syncBuf{}}).Run(context.Background())
+	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}}}}}, stop)
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: NewLog(&syncBuf{})}).RunResident(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "ErrImagePull: manifest unknown") {
 		t.Fatalf("run returned %v", err)
 	}
@@ -235,7 +169,7 @@ func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 		}
 		cancel() // what SIGTERM from the peer does
 	}()
-	if err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: &syncBuf{}}).Run(ctx); err != nil {
+	if err := (&Launcher{Kube: clientset.Wrap(kube), Params: p, Log: NewLog(&syncBuf{})}).RunResident(ctx); err != nil {
 		t.Fatalf("run returned %v after a stop", err)
 	}
 	if n := leftovers(t, kube); n != 0 {
@@ -299,8 +233,8 @@ func (b *brokenLogs) PodLogs(_ context.Context, _, _ string, opts *corev1.PodLog
 func TestChaincodeLogResumesAfterABreakWithoutRepeats(t *testing.T) {
 	var log syncBuf
 	logs := &brokenLogs{Client: clientset.Wrap(newFake())}
-	l := &Launcher{Kube: logs, Params: params(t, false), Log: &log}
-	l.streamLogs(context.Background(), "cc", "pod1")
+	l := &Launcher{Kube: logs, Params: params(t, false), Log: NewLog(&log)}
+	l.streamLogs(context.Background(), "pod1")
 	want := "chaincode pod1: first\nchaincode pod1: second\n"
 	got := log.String()
 	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "chaincode pod1: third\n") || strings.Count(got, "chaincode pod1:") != 3 {
@@ -343,7 +277,7 @@ func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 		creates++
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "x", errors.New("RBAC"))
 	})
-	err := (&Launcher{Kube: clientset.Wrap(kube), Params: params(t, true), Log: &syncBuf{}}).Run(context.Background())
+	err := (&Launcher{Kube: clientset.Wrap(kube), Params: params(t, true), Log: NewLog(&syncBuf{})}).RunResident(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "forbidden") || creates != 1 {
 		t.Fatalf("run returned %v after %d creates", err, creates)
 	}

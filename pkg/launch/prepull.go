@@ -14,10 +14,8 @@ import (
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/kube"
+	"github.com/kubecc/kubecc/pkg/podspec"
 )
-
-// LabelPrepull marks the short-lived pods that pull an image onto nodes.
-const LabelPrepull = "kubecc.io/prepull"
 
 // Prepull gets img onto every schedulable node that may run the chaincode (the
 // config's node selector), so that the first cold start does not pay for the pull.
@@ -29,28 +27,19 @@ func Prepull(ctx context.Context, kc kube.Client, cfg *config.Config, img chainc
 		return fmt.Errorf("prepull: list nodes: %w", err)
 	}
 	ns := cfg.Namespace
-	id := shortHash(img.Ref(), 10)
-	sel := labels.Set{LabelManagedBy: ManagedBy, LabelPrepull: id}
+	sel := podspec.PrepullSelector(img).String()
 	zero := int64(0)
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = kc.Pods(ns).DeleteCollection(dctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel.String()})
+		_ = kc.Pods(ns).DeleteCollection(dctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel})
 	}()
-	p := &Params{Config: cfg, Image: img, Run: &chaincode.RunConfig{ChaincodeID: "prepull:" + id, PeerAddress: "127.0.0.1:1", MSPID: "prepull"}, PeerID: "prepull"}
 	want := 0
 	for _, n := range nodes.Items {
 		if n.Spec.Unschedulable {
 			continue
 		}
-		spec := p.PodSpec("")
-		spec.NodeName = n.Name
-		spec.NodeSelector = nil
-		// Exit at once once the image is there: "-h" ends a Go chaincode's flag parsing.
-		spec.Containers[0].Args = []string{"-h"}
-		spec.Containers[0].Env = nil
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "kubecc-prepull-" + id + "-", Namespace: ns, Labels: sel}, Spec: spec}
-		if _, err := kc.Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		if _, err := kc.Pods(ns).Create(ctx, podspec.PrepullPod(cfg, img, n.Name), metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("prepull on %s: %w", n.Name, err)
 		}
 		want++
@@ -59,7 +48,7 @@ func Prepull(ctx context.Context, kc kube.Client, cfg *config.Config, img chainc
 		return nil
 	}
 	start := time.Now()
-	w, err := kc.Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	w, err := kc.Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return fmt.Errorf("prepull: watch: %w", err)
 	}
@@ -82,7 +71,7 @@ func Prepull(ctx context.Context, kc kube.Client, cfg *config.Config, img chainc
 				continue
 			}
 			if wt := st.State.Waiting; wt != nil {
-				if fatalWaiting[wt.Reason] {
+				if fatalWaiting(wt.Reason) {
 					return fmt.Errorf("prepull on %s: %s: %s", pod.Spec.NodeName, wt.Reason, wt.Message)
 				}
 				continue // still pulling or creating

@@ -1,0 +1,97 @@
+package launch
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubecc/kubecc/pkg/podspec"
+)
+
+// State is what one look at the chaincode's pod says about the launch.
+type State int
+
+// The states of a launch's pod.
+const (
+	Pending State = iota // not running yet; wait
+	Started              // the container runs
+	Failed               // it will not start: Err says why
+	Exited               // the container ended: Err is an *ExitError
+)
+
+// Status is the verdict of classify.
+type Status struct {
+	State     State
+	Scheduled bool   // the pod has a node
+	Node      string // which
+	Err       error  // for Failed and Exited
+}
+
+// fatalWaiting reports container waiting reasons that will not fix themselves:
+// failing now beats letting the peer wait out its launch timeout.
+func fatalWaiting(reason string) bool {
+	switch reason {
+	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+		"CreateContainerConfigError", "CreateContainerError", "RunContainerError":
+		return true
+	}
+	return false
+}
+
+// ExitError is the chaincode's own exit.
+type ExitError struct {
+	Code   int
+	Reason string
+}
+
+func (e *ExitError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("chaincode exited with code %d", e.Code)
+	}
+	return fmt.Sprintf("chaincode exited with code %d (%s)", e.Code, e.Reason)
+}
+
+// classify decides from the pod alone whether the chaincode container is pending,
+// started, failed to start (and why), or exited (and with which code).
+func classify(p *corev1.Pod) Status {
+	var s Status
+	for _, c := range p.Status.Conditions {
+		if c.Type != corev1.PodScheduled {
+			continue
+		}
+		if c.Status == corev1.ConditionTrue {
+			s.Scheduled, s.Node = true, p.Spec.NodeName
+		} else if c.Reason == corev1.PodReasonUnschedulable {
+			s.State, s.Err = Failed, fmt.Errorf("pod %s cannot be scheduled: %s: %s", p.Name, c.Reason, c.Message)
+			return s
+		}
+	}
+	st := containerStatus(p)
+	switch {
+	case st == nil:
+	case st.State.Waiting != nil && fatalWaiting(st.State.Waiting.Reason):
+		s.State, s.Err = Failed, fmt.Errorf("pod %s: %s: %s", p.Name, st.State.Waiting.Reason, st.State.Waiting.Message)
+		return s
+	case st.State.Terminated != nil:
+		t := st.State.Terminated
+		s.State, s.Err = Exited, &ExitError{Code: int(t.ExitCode), Reason: strings.TrimSpace(t.Reason + " " + t.Message)}
+		return s
+	case st.State.Running != nil:
+		s.State = Started
+		return s
+	}
+	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		s.State, s.Err = Failed, fmt.Errorf("pod %s: phase %s: %s", p.Name, p.Status.Phase, p.Status.Message)
+	}
+	return s
+}
+
+func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == podspec.ContainerName {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
