@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TAGS    := grpcnotrace
 HOOKS   := detect build release run run-pod
 
-.PHONY: all hooks cli test unit fuzz e2e e2e-up e2e-down demo bench lint clean
+.PHONY: all hooks cli image test unit fuzz e2e e2e-up e2e-down demo bench lint clean
 
 all: hooks cli
 
@@ -18,7 +18,14 @@ hooks:
 
 cli:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/kubecc ./cmd/kubecc
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/kubecc ./cmd/kubecc-install
+
+# kubecc's own image (hooks, CLI, installer), pushed to IMAGE_REPO:VERSION; the last
+# line is name@digest. Dated by the commit, so the same commit gives the same digest.
+IMAGE_REPO ?= 127.0.0.1:5000/kubecc/kubecc
+IMAGE_FLAGS ?= --insecure
+image: all
+	@SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) bin/kubecc image self --bin bin --to $(IMAGE_REPO):$(VERSION) --revision $$(git rev-parse HEAD 2>/dev/null || echo unknown) $(IMAGE_FLAGS)
 
 # -race on every package: the relay, the job loop and the launcher run goroutines.
 unit:

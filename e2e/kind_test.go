@@ -160,10 +160,10 @@ func TestKindManifestsValidateOnServer(t *testing.T) {
 		})
 	}
 
-	t.Run("Role is a superset of examples/builder/rbac.yaml", func(t *testing.T) {
-		want := ruleSet(readObjects(t, filepath.Join(h.repo, "examples/builder/rbac.yaml")))
+	t.Run("Role is a superset of deploy/base/rbac.yaml", func(t *testing.T) {
+		want := ruleSet(readObjects(t, filepath.Join(h.repo, "deploy/base/rbac.yaml")))
 		if len(want) == 0 {
-			t.Fatal("no rules read from examples/builder/rbac.yaml")
+			t.Fatal("no rules read from deploy/base/rbac.yaml")
 		}
 		var kind []kindObject
 		for _, f := range files {

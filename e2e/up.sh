@@ -27,10 +27,14 @@ done
 
 # The peer's hooks talk to the cluster as the README's least-privilege service account,
 # not as cluster admin, so the shipped RBAC manifest is what the e2e suite proves.
-for f in rbac.yaml rbac-prepull.yaml; do
-	sed "s/namespace: fabric-chaincode/namespace: $KUBECC_NAMESPACE/" "$REPO_ROOT/examples/builder/$f" |
-		"$KUBECTL" apply -f - >/dev/null
-done
+# The install kit's base (ServiceAccount, Role, RoleBinding, ConfigMap) in the harness's
+# namespace, through kustomize as a user applies it; the pre-pull ClusterRole beside it.
+kit="$REPO_ROOT/.e2e/kit"
+mkdir -p "$kit"
+printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources: [../../deploy/base]\n' "$KUBECC_NAMESPACE" >"$kit/kustomization.yaml"
+"$KUBECTL" apply -k "$kit" >/dev/null
+sed "s/namespace: fabric-chaincode/namespace: $KUBECC_NAMESPACE/" "$REPO_ROOT/examples/builder/rbac-prepull.yaml" |
+	"$KUBECTL" apply -f - >/dev/null
 token=$("$KUBECTL" -n "$KUBECC_NAMESPACE" create token fabric-peer --duration=48h)
 server=$("$KUBECTL" config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 ca=$("$KUBECTL" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')

@@ -27,7 +27,7 @@ ORG1_ADMIN_MSP="$FABRIC_ORGS/peerOrganizations/org1.example.com/users/Admin@org1
 
 # Variables the peer hands to external builders (chaincode.externalBuilders[].propagateEnvironment).
 # Not KUBECONFIG: it would override the builder's config.yaml, whose kubeconfig holds the
-# service-account token bound to examples/builder/rbac.yaml, and the hooks would run as
+# service-account token bound to deploy/base/rbac.yaml, and the hooks would run as
 # the cluster admin the harness itself uses.
 BUILDER_PROPAGATE=(HOME KUBECC_REGISTRY KUBECC_REGISTRY_INSECURE KUBECC_NAMESPACE
 	KUBECC_PEER_ADDRESS KUBECC_LAUNCH KUBECC_IDLE_TIMEOUT KUBECC_RELAY_ADDRESS KUBECC_CONFIG

@@ -51,6 +51,7 @@ func App(version string) *cli.App {
 				),
 				Action: packageAction,
 			},
+			imageCommand(version),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -168,3 +168,19 @@ func Size(img v1.Image) (int64, error) {
 	}
 	return total, nil
 }
+
+// Scratch is an empty image for arch, run as a non-root user: for images of files
+// alone, such as kubecc's own.
+func Scratch(arch string) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS = "linux"
+	cf.Architecture = arch
+	cf.Config.User = "65532:65532"
+	return mutate.ConfigFile(img, cf)
+}
