@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kubecc/kubecc/pkg/build"
+	"github.com/kubecc/kubecc/pkg/builders"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/hook"
@@ -28,7 +29,7 @@ func main() {
 			return err
 		}
 		id, _ := chaincode.PackageIDFromBuildDir(src)
-		res, err := build.New(cfg, os.Stderr).Build(ctx, build.Input{SrcDir: src, Metadata: md, PackageID: id})
+		res, err := builders.New(cfg, os.Stderr).Build(ctx, build.Input{SrcDir: src, Metadata: md, PackageID: id})
 		if err != nil {
 			return err
 		}

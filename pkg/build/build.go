@@ -50,6 +50,9 @@ type Result struct {
 type Language interface {
 	// Type is the metadata.json type the language builds, in lower case ("golang").
 	Type() string
+	// Toolchain is the command a local build runs ("go"): buildIn auto builds here
+	// when it is on PATH.
+	Toolchain() string
 	// SourceDir is the folder of the package's main code, where its kubecc.yaml
 	// lives; srcDir is the unpacked code.tar.gz.
 	SourceDir(srcDir string, md *chaincode.Metadata) string

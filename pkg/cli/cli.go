@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kubecc/kubecc/pkg/build"
+	"github.com/kubecc/kubecc/pkg/builders"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/fsutil"
@@ -52,6 +53,7 @@ func App(version string) *cli.App {
 				Action: packageAction,
 			},
 			imageCommand(version),
+			buildSourceCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -89,7 +91,7 @@ func buildPackage(c *cli.Context, src string) (*build.Result, error) {
 	}
 	ctx, cancel := signalContext(c)
 	defer cancel()
-	b := build.New(cfg, c.App.ErrWriter)
+	b := builders.New(cfg, c.App.ErrWriter)
 	u, err := build.Unpack(src, c.String("label"), b.Limits)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,52 @@ type Config struct {
 	RelayLinger Duration `json:"relayLinger,omitempty"`
 	// LaunchTimeout bounds how long run waits for the container to start.
 	LaunchTimeout Duration `json:"launchTimeout,omitempty"`
+
+	// BuildIn says where source packages compile: local, cluster or auto (local when
+	// the language's toolchain is on PATH, else in a Kubernetes Job).
+	BuildIn string `json:"buildIn,omitempty"`
+	// BuildImages are the toolchain images of build Jobs, per language.
+	BuildImages BuildImages `json:"buildImages,omitempty"`
+	// KubeccImage is kubecc's own image: build Jobs get kubecc from it.
+	KubeccImage string `json:"kubeccImage,omitempty"`
+	// BuildPushSecret names a Secret of type kubernetes.io/dockerconfigjson that build
+	// Jobs push with (mounted read-only; never in env or args).
+	BuildPushSecret string `json:"buildPushSecret,omitempty"`
+	// BuildEnv are the download settings build Jobs get (GOPROXY, NO_PROXY, ...): the
+	// operator's, never the peer's environment.
+	BuildEnv map[string]string `json:"buildEnv,omitempty"`
+	// BuildCache names a PersistentVolumeClaim that keeps Go's module and build caches
+	// across build Jobs; empty: every Job starts cold.
+	BuildCache string `json:"buildCache,omitempty"`
+	// BuildTimeout bounds one build Job (default 10m).
+	BuildTimeout Duration `json:"buildTimeout,omitempty"`
+	// BuildResources, BuildNodeSelector and BuildTolerations place build Jobs (builds
+	// may want bigger nodes than chaincode).
+	BuildResources    corev1.ResourceRequirements `json:"buildResources,omitempty"`
+	BuildNodeSelector map[string]string           `json:"buildNodeSelector,omitempty"`
+	BuildTolerations  []corev1.Toleration         `json:"buildTolerations,omitempty"`
+}
+
+// BuildImages are toolchain images by language.
+type BuildImages struct {
+	Golang string `json:"golang,omitempty"`
+	Node   string `json:"node,omitempty"`
+}
+
+// Where builds run.
+const (
+	BuildLocal   = "local"
+	BuildCluster = "cluster"
+	BuildAuto    = "auto"
+)
+
+// DefaultGoBuildImage is the official Go image of the toolchain kubecc is tested with.
+const DefaultGoBuildImage = "docker.io/library/golang:1.26"
+
+// BuildEnvKeys are the variables buildEnv may set: download and proxy settings only.
+func BuildEnvKeys() []string {
+	return []string{"GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB", "GOINSECURE", "GOFLAGS",
+		"NPM_CONFIG_REGISTRY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
 }
 
 // Duration is a time.Duration written as "30s" in YAML and env.
@@ -119,6 +165,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.LaunchTimeout.Duration == 0 {
 		c.LaunchTimeout.Duration = 5 * time.Minute
+	}
+	if c.BuildIn == "" {
+		c.BuildIn = BuildAuto
+	}
+	if c.BuildImages.Golang == "" {
+		c.BuildImages.Golang = DefaultGoBuildImage
+	}
+	if c.BuildTimeout.Duration == 0 {
+		c.BuildTimeout.Duration = 10 * time.Minute
 	}
 }
 
@@ -181,16 +236,22 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		return v, ok && v != ""
 	}
 	for key, dst := range map[string]*string{
-		"KUBECC_REGISTRY":        &c.Registry,
-		"KUBECC_BASE_IMAGE":      &c.BaseImage,
-		"KUBECC_GOARCH":          &c.GOARCH,
-		"KUBECONFIG":             &c.Kubeconfig,
-		"KUBECC_NAMESPACE":       &c.Namespace,
-		"KUBECC_PEER_ADDRESS":    &c.PeerAddress,
-		"KUBECC_PEER_ID":         &c.PeerID,
-		"KUBECC_PEER_POD":        &c.PeerPod,
-		"KUBECC_SERVICE_ACCOUNT": &c.ServiceAccount,
-		"KUBECC_RELAY_ADDRESS":   &c.RelayAddress,
+		"KUBECC_REGISTRY":           &c.Registry,
+		"KUBECC_BASE_IMAGE":         &c.BaseImage,
+		"KUBECC_GOARCH":             &c.GOARCH,
+		"KUBECONFIG":                &c.Kubeconfig,
+		"KUBECC_NAMESPACE":          &c.Namespace,
+		"KUBECC_PEER_ADDRESS":       &c.PeerAddress,
+		"KUBECC_PEER_ID":            &c.PeerID,
+		"KUBECC_PEER_POD":           &c.PeerPod,
+		"KUBECC_SERVICE_ACCOUNT":    &c.ServiceAccount,
+		"KUBECC_RELAY_ADDRESS":      &c.RelayAddress,
+		"KUBECC_BUILD_IN":           &c.BuildIn,
+		"KUBECC_BUILD_IMAGE_GOLANG": &c.BuildImages.Golang,
+		"KUBECC_BUILD_IMAGE_NODE":   &c.BuildImages.Node,
+		"KUBECC_IMAGE":              &c.KubeccImage,
+		"KUBECC_BUILD_PUSH_SECRET":  &c.BuildPushSecret,
+		"KUBECC_BUILD_CACHE":        &c.BuildCache,
 	} {
 		if v, ok := env(key); ok {
 			*dst = v
@@ -208,12 +269,18 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 			*dst = splitList(v)
 		}
 	}
-	if v, ok := env("KUBECC_NODE_SELECTOR"); ok {
-		m, err := parseSelector(v)
-		if err != nil {
-			return err
+	for key, dst := range map[string]*map[string]string{
+		"KUBECC_NODE_SELECTOR":       &c.NodeSelector,
+		"KUBECC_BUILD_NODE_SELECTOR": &c.BuildNodeSelector,
+		"KUBECC_BUILD_ENV":           &c.BuildEnv,
+	} {
+		if v, ok := env(key); ok {
+			m, err := parsePairs(key, v)
+			if err != nil {
+				return err
+			}
+			*dst = m
 		}
-		c.NodeSelector = m
 	}
 	return applyTyped(c, env)
 }
@@ -233,8 +300,10 @@ func applyTyped(c *Config, env func(string) (string, bool)) error {
 		}
 	}
 	for key, dst := range map[string]any{
-		"KUBECC_RESOURCES":   &c.Resources,
-		"KUBECC_TOLERATIONS": &c.Tolerations,
+		"KUBECC_RESOURCES":         &c.Resources,
+		"KUBECC_TOLERATIONS":       &c.Tolerations,
+		"KUBECC_BUILD_RESOURCES":   &c.BuildResources,
+		"KUBECC_BUILD_TOLERATIONS": &c.BuildTolerations,
 	} {
 		if v, ok := env(key); ok {
 			if err := yaml.UnmarshalStrict([]byte(v), dst); err != nil {
@@ -246,6 +315,7 @@ func applyTyped(c *Config, env func(string) (string, bool)) error {
 		"KUBECC_IDLE_TIMEOUT":   &c.IdleTimeout,
 		"KUBECC_LAUNCH_TIMEOUT": &c.LaunchTimeout,
 		"KUBECC_RELAY_LINGER":   &c.RelayLinger,
+		"KUBECC_BUILD_TIMEOUT":  &c.BuildTimeout,
 	} {
 		if v, ok := env(key); ok {
 			d, err := time.ParseDuration(v)
@@ -258,12 +328,12 @@ func applyTyped(c *Config, env func(string) (string, bool)) error {
 	return nil
 }
 
-func parseSelector(v string) (map[string]string, error) {
+func parsePairs(key, v string) (map[string]string, error) {
 	m := map[string]string{}
 	for _, kv := range splitList(v) {
 		k, val, found := strings.Cut(kv, "=")
 		if !found || k == "" {
-			return nil, fmt.Errorf("env KUBECC_NODE_SELECTOR: want key=value[,key=value], got %q", kv)
+			return nil, fmt.Errorf("env %s: want key=value[,key=value], got %q", key, kv)
 		}
 		m[k] = val
 	}
@@ -316,6 +386,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config key allowedRegistries: want registry hosts such as 127.0.0.1:5000 (no scheme, no path), got %q", h)
 		}
 	}
+	if err := c.validateBuild(); err != nil {
+		return err
+	}
 	if _, err := chaincode.ParseLaunchMode(string(c.Launch)); err != nil {
 		return fmt.Errorf("config key launch: %w", err)
 	}
@@ -351,4 +424,30 @@ func (c *Config) Insecure(host string) bool {
 		}
 	}
 	return false
+}
+
+func (c *Config) validateBuild() error {
+	switch c.BuildIn {
+	case BuildLocal, BuildCluster, BuildAuto:
+	default:
+		return fmt.Errorf("config key buildIn: want local, cluster or auto, got %q", c.BuildIn)
+	}
+	allowed := map[string]bool{}
+	for _, k := range BuildEnvKeys() {
+		allowed[k] = true
+	}
+	for k := range c.BuildEnv {
+		if !allowed[k] {
+			return fmt.Errorf("config key buildEnv: %q is not a download setting (want one of %s)", k, strings.Join(BuildEnvKeys(), ", "))
+		}
+	}
+	for key, v := range map[string]string{"buildPushSecret": c.BuildPushSecret, "buildCache": c.BuildCache} {
+		if v != "" && !dns1123.MatchString(v) {
+			return fmt.Errorf("config key %s: %q is not a valid name", key, v)
+		}
+	}
+	if c.BuildTimeout.Duration < 0 {
+		return fmt.Errorf("config key buildTimeout: must not be negative")
+	}
+	return nil
 }

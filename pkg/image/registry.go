@@ -131,3 +131,15 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (repo string, digest
 	}
 	return parsed.Context().Name(), desc.Digest.String(), nil
 }
+
+// Delete removes the manifest ref names (by digest) from its registry.
+func (r *Registry) Delete(ctx context.Context, ref string) error {
+	parsed, err := r.ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := remote.Delete(parsed, r.options(ctx)...); err != nil {
+		return fmt.Errorf("delete %s: %w", ref, err)
+	}
+	return nil
+}

@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/kubecc/kubecc/pkg/podspec"
 )
 
 // State is what one look at the chaincode's pod says about the launch.
@@ -26,6 +24,8 @@ type Status struct {
 	Scheduled bool   // the pod has a node
 	Node      string // which
 	Err       error  // for Failed and Exited
+	// Message is the container's termination message, once it exited.
+	Message string
 }
 
 // fatalWaiting reports container waiting reasons that will not fix themselves:
@@ -52,9 +52,9 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("chaincode exited with code %d (%s)", e.Code, e.Reason)
 }
 
-// classify decides from the pod alone whether the chaincode container is pending,
-// started, failed to start (and why), or exited (and with which code).
-func classify(p *corev1.Pod) Status {
+// Classify decides from the pod alone whether its container is pending, started,
+// failed to start (and why), or exited (and with which code).
+func Classify(p *corev1.Pod, container string) Status {
 	var s Status
 	for _, c := range p.Status.Conditions {
 		if c.Type != corev1.PodScheduled {
@@ -67,7 +67,18 @@ func classify(p *corev1.Pod) Status {
 			return s
 		}
 	}
-	st := containerStatus(p)
+	for _, ic := range p.Status.InitContainerStatuses {
+		switch {
+		case ic.State.Waiting != nil && fatalWaiting(ic.State.Waiting.Reason):
+			s.State, s.Err = Failed, fmt.Errorf("pod %s: init container %s: %s: %s", p.Name, ic.Name, ic.State.Waiting.Reason, ic.State.Waiting.Message)
+			return s
+		case ic.State.Terminated != nil && ic.State.Terminated.ExitCode != 0:
+			t := ic.State.Terminated
+			s.State, s.Err = Failed, fmt.Errorf("pod %s: init container %s exited with code %d: %s", p.Name, ic.Name, t.ExitCode, strings.TrimSpace(t.Reason+" "+t.Message))
+			return s
+		}
+	}
+	st := containerStatus(p, container)
 	switch {
 	case st == nil:
 	case st.State.Waiting != nil && fatalWaiting(st.State.Waiting.Reason):
@@ -76,6 +87,7 @@ func classify(p *corev1.Pod) Status {
 	case st.State.Terminated != nil:
 		t := st.State.Terminated
 		s.State, s.Err = Exited, &ExitError{Code: int(t.ExitCode), Reason: strings.TrimSpace(t.Reason + " " + t.Message)}
+		s.Message = t.Message
 		return s
 	case st.State.Running != nil:
 		s.State = Started
@@ -87,9 +99,9 @@ func classify(p *corev1.Pod) Status {
 	return s
 }
 
-func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
+func containerStatus(p *corev1.Pod, container string) *corev1.ContainerStatus {
 	for i := range p.Status.ContainerStatuses {
-		if p.Status.ContainerStatuses[i].Name == podspec.ContainerName {
+		if p.Status.ContainerStatuses[i].Name == container {
 			return &p.Status.ContainerStatuses[i]
 		}
 	}

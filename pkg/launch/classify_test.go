@@ -41,7 +41,7 @@ func TestClassify(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cc-1"}, Spec: corev1.PodSpec{NodeName: "n1"}, Status: tc.status}
-			st := classify(pod)
+			st := Classify(pod, podspec.ContainerName)
 			if st.State != tc.state || st.Scheduled != tc.scheduled {
 				t.Fatalf("state %v scheduled %v, want %v %v", st.State, st.Scheduled, tc.state, tc.scheduled)
 			}

@@ -8,25 +8,37 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/podspec"
 )
 
-// podEvent is one change of an instance's pod.
-type podEvent struct {
-	pod     *corev1.Pod
-	deleted bool
+// PodEvent is one change of a followed pod.
+type PodEvent struct {
+	Pod     *corev1.Pod
+	Deleted bool
 }
 
 // podEvents follows the pod of one instance (found by its instance label: a Job
-// names its own pod) until ctx ends. An API server that is restarting or briefly
-// unreachable must not take a running chaincode down with it, so a broken watch is
-// resumed from the last resource version seen, with backoff, for as long as it takes.
-func (l *Launcher) podEvents(ctx context.Context, name string) <-chan podEvent {
-	out := make(chan podEvent)
+// names its own pod).
+func (l *Launcher) podEvents(ctx context.Context, name string) <-chan PodEvent {
+	return Follow(ctx, l.Kube, l.Params.Config.Namespace, labels.Set{podspec.LabelInstance: name}.String(), l.Log)
+}
+
+// Follow passes on the changes of the pods sel matches in ns until ctx ends (then
+// the channel closes). An API server that is restarting or briefly unreachable must
+// not take a running chaincode (or build) down with it, so a broken watch is resumed
+// from the last resource version seen, with backoff, for as long as it takes.
+func Follow(ctx context.Context, kc kube.Client, ns, sel string, log *Log) <-chan PodEvent {
+	out := make(chan PodEvent)
+	// The API server filters by sel; checking again here keeps a watch that does not
+	// (a test double, a proxy) from reporting another pod's end as ours.
+	match, err := labels.Parse(sel)
+	if err != nil {
+		match = labels.Nothing()
+	}
 	go func() {
 		defer close(out)
-		pods := l.Kube.Pods(l.Params.Config.Namespace)
-		sel := labels.Set{podspec.LabelInstance: name}.String()
+		pods := kc.Pods(ns)
 		rv := ""
 		var retry backoff
 		for ctx.Err() == nil {
@@ -35,13 +47,13 @@ func (l *Launcher) podEvents(ctx context.Context, name string) <-chan podEvent {
 				rv = ""
 				d := retry.next()
 				if ctx.Err() == nil {
-					l.Log.Printf("warning: watch pods of %s: %v; retrying in %s", name, err, d)
+					log.Printf("warning: watch pods %s: %v; retrying in %s", sel, err, d)
 				}
 				sleep(ctx, d)
 				continue
 			}
 			retry.reset()
-			rv = l.forward(ctx, w, rv, out)
+			rv = forward(ctx, w, rv, match, out)
 		}
 	}()
 	return out
@@ -49,7 +61,7 @@ func (l *Launcher) podEvents(ctx context.Context, name string) <-chan podEvent {
 
 // forward passes one watch's events on until it ends, and returns the resource
 // version to resume from ("" after an error event: most often an expired version).
-func (l *Launcher) forward(ctx context.Context, w watch.Interface, rv string, out chan<- podEvent) string {
+func forward(ctx context.Context, w watch.Interface, rv string, match labels.Selector, out chan<- PodEvent) string {
 	defer w.Stop()
 	for {
 		var ev watch.Event
@@ -70,8 +82,11 @@ func (l *Launcher) forward(ctx context.Context, w watch.Interface, rv string, ou
 			continue
 		}
 		rv = p.ResourceVersion
+		if !match.Matches(labels.Set(p.Labels)) {
+			continue
+		}
 		select {
-		case out <- podEvent{pod: p, deleted: ev.Type == watch.Deleted}:
+		case out <- PodEvent{Pod: p, Deleted: ev.Type == watch.Deleted}:
 		case <-ctx.Done():
 			return rv
 		}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/podspec"
 )
@@ -41,8 +42,7 @@ type Instance struct {
 // FindPeerPod looks up the peer's Pod (config peerPod, or the host name when
 // in-cluster) as the owner of chaincode objects: when the peer Pod goes, the garbage
 // collector removes its chaincode even if no run is left to do it.
-func FindPeerPod(ctx context.Context, kc kube.Client, p *podspec.Params, host string) *metav1.OwnerReference {
-	cfg := p.Config
+func FindPeerPod(ctx context.Context, kc kube.Client, cfg *config.Config, host string) *metav1.OwnerReference {
 	name := cfg.PeerPod
 	if name == "" && cfg.Kubeconfig == "" {
 		name = host
@@ -119,7 +119,7 @@ func (l *Launcher) Wait(ctx context.Context, in *Instance) error {
 	events := l.podEvents(ctx, in.Name)
 	scheduled, started := false, false
 	for {
-		var ev podEvent
+		var ev PodEvent
 		var ok bool
 		select {
 		case <-ctx.Done():
@@ -134,10 +134,10 @@ func (l *Launcher) Wait(ctx context.Context, in *Instance) error {
 				return ctx.Err()
 			}
 		}
-		if ev.deleted {
-			return fmt.Errorf("pod %s was deleted", ev.pod.Name)
+		if ev.Deleted {
+			return fmt.Errorf("pod %s was deleted", ev.Pod.Name)
 		}
-		st := classify(ev.pod)
+		st := Classify(ev.Pod, podspec.ContainerName)
 		if st.Scheduled && !scheduled {
 			scheduled = true
 			l.Log.Printf("pod scheduled on %s (%s)", st.Node, l.Log.Elapsed())
@@ -146,10 +146,10 @@ func (l *Launcher) Wait(ctx context.Context, in *Instance) error {
 			started = true
 			l.Log.Printf("container started (%s)", l.Log.Elapsed())
 			logs.Add(1)
-			pod := ev.pod.Name
+			pod := ev.Pod.Name
 			go func() {
 				defer logs.Done()
-				l.streamLogs(ctx, pod)
+				StreamLogs(ctx, l.Kube, l.Params.Config.Namespace, pod, podspec.ContainerName, l.Log, func(line string) { l.Log.Chaincode(pod, line) })
 			}()
 		}
 		switch st.State {

@@ -12,11 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/kube/clientset"
+	"github.com/kubecc/kubecc/pkg/kube/kubetest"
 	"github.com/kubecc/kubecc/pkg/podspec"
 )
 
@@ -76,36 +74,6 @@ func leftovers(t *testing.T, kube *fake.Clientset) int {
 	return len(pods.Items) + len(secs.Items)
 }
 
-// newFake is a fake clientset that also implements DeleteCollection by label, which
-// client-go's object tracker does not.
-func newFake(objs ...runtime.Object) *fake.Clientset {
-	kube := fake.NewClientset(objs...)
-	kube.PrependReactor("delete-collection", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		// Reactors run under the fake's lock: use the tracker, not the clientset.
-		dc := a.(k8stesting.DeleteCollectionAction)
-		sel := dc.GetListRestrictions().Labels
-		gvr, ns := a.GetResource(), a.GetNamespace()
-		kinds := map[string]schema.GroupVersionKind{"pods": corev1.SchemeGroupVersion.WithKind("Pod"), "secrets": corev1.SchemeGroupVersion.WithKind("Secret")}
-		gvk, ok := kinds[gvr.Resource]
-		if !ok {
-			return true, nil, nil
-		}
-		obj, err := kube.Tracker().List(gvr, gvk, ns)
-		if err != nil {
-			return true, nil, err
-		}
-		items, _ := meta.ExtractList(obj)
-		for _, it := range items {
-			m, _ := meta.Accessor(it)
-			if sel.Matches(labels.Set(m.GetLabels())) {
-				_ = kube.Tracker().Delete(gvr, ns, m.GetName())
-			}
-		}
-		return true, nil, nil
-	})
-	return kube
-}
-
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -134,7 +102,7 @@ func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
 	p := params(t, true)
 	// A leftover of an earlier run of this peer and package.
 	old := p.Pod("cc-old", "", nil)
-	kube := newFake(old)
+	kube := kubetest.NewFake(old)
 	log := runUntilExit3(t, kube, p)
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)
@@ -146,7 +114,7 @@ func TestRunExitsWithTheChaincodesCodeAndCleansUp(t *testing.T) {
 
 func TestRunFailsFastOnImagePullErrors(t *testing.T) {
 	p := params(t, true)
-	kube := newFake()
+	kube := kubetest.NewFake()
 	stop := make(chan struct{})
 	defer close(stop)
 	go setStatus(t, kube, corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "manifest unknown"}}}}}, stop)
@@ -161,7 +129,7 @@ func TestRunFailsFastOnImagePullErrors(t *testing.T) {
 
 func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 	p := params(t, true)
-	kube := newFake()
+	kube := kubetest.NewFake()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for leftovers(t, kube) < 2 {
@@ -179,7 +147,7 @@ func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 
 func TestRunRidesOutAnUnreachableAPIServer(t *testing.T) {
 	p := params(t, true)
-	kube := newFake()
+	kube := kubetest.NewFake()
 	var failed int
 	var mu sync.Mutex
 	kube.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
@@ -232,9 +200,9 @@ func (b *brokenLogs) PodLogs(_ context.Context, _, _ string, opts *corev1.PodLog
 
 func TestChaincodeLogResumesAfterABreakWithoutRepeats(t *testing.T) {
 	var log syncBuf
-	logs := &brokenLogs{Client: clientset.Wrap(newFake())}
-	l := &Launcher{Kube: logs, Params: params(t, false), Log: NewLog(&log)}
-	l.streamLogs(context.Background(), "pod1")
+	logs := &brokenLogs{Client: clientset.Wrap(kubetest.NewFake())}
+	l := NewLog(&log)
+	StreamLogs(context.Background(), logs, "cc", "pod1", podspec.ContainerName, l, func(line string) { l.Chaincode("pod1", line) })
 	want := "chaincode pod1: first\nchaincode pod1: second\n"
 	got := log.String()
 	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "chaincode pod1: third\n") || strings.Count(got, "chaincode pod1:") != 3 {
@@ -250,7 +218,7 @@ func TestChaincodeLogResumesAfterABreakWithoutRepeats(t *testing.T) {
 
 func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 	p := params(t, false)
-	kube := newFake()
+	kube := kubetest.NewFake()
 	var creates int
 	kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		creates++
@@ -271,7 +239,7 @@ func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 	}
 
 	// A refusal is final: no retry, and nothing left behind.
-	kube = newFake()
+	kube = kubetest.NewFake()
 	creates = 0
 	kube.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		creates++

@@ -9,26 +9,27 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubecc/kubecc/pkg/podspec"
+	"github.com/kubecc/kubecc/pkg/kube"
 )
 
-// streamLogs copies the chaincode's log to run's stderr, which the peer logs. A stream
-// that breaks (the API server restarted) is resumed from the last line's timestamp, so
-// a chaincode that outlives the break keeps its log in the peer's.
-func (l *Launcher) streamLogs(ctx context.Context, name string) {
+// StreamLogs passes each line of a container's log to out, until the log ends (the
+// container exited) or ctx does: the chaincode's log goes to run's stderr, which the
+// peer logs. A stream that breaks (the API server restarted) is resumed from the last
+// line's timestamp, so a chaincode that outlives the break keeps its log in the peer's.
+func StreamLogs(ctx context.Context, kc kube.Client, ns, pod, container string, log *Log, out func(line string)) {
 	var last time.Time
 	var retry backoff
 	for {
-		opts := &corev1.PodLogOptions{Container: podspec.ContainerName, Follow: true, Timestamps: true}
+		opts := &corev1.PodLogOptions{Container: container, Follow: true, Timestamps: true}
 		if !last.IsZero() {
 			opts.SinceTime = &metav1.Time{Time: last} // whole seconds: lines up to last are skipped below
 		}
-		err := l.copyLog(ctx, name, opts, &last)
+		err := copyLog(ctx, kc, ns, pod, opts, &last, out)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
 		d := retry.next()
-		l.Log.Printf("warning: chaincode log of %s: %v; resuming in %s", name, err, d)
+		log.Printf("warning: log of %s: %v; resuming in %s", pod, err, d)
 		if !sleep(ctx, d) {
 			return
 		}
@@ -38,8 +39,8 @@ func (l *Launcher) streamLogs(ctx context.Context, name string) {
 // copyLog copies one log stream, skipping lines not after last and advancing it. It
 // returns nil when the log ended (the container exited) and an error when the stream
 // could not open or broke.
-func (l *Launcher) copyLog(ctx context.Context, name string, opts *corev1.PodLogOptions, last *time.Time) error {
-	stream, err := l.Kube.PodLogs(ctx, l.Params.Config.Namespace, name, opts)
+func copyLog(ctx context.Context, kc kube.Client, ns, pod string, opts *corev1.PodLogOptions, last *time.Time, out func(string)) error {
+	stream, err := kc.PodLogs(ctx, ns, pod, opts)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (l *Launcher) copyLog(ctx context.Context, name string, opts *corev1.PodLog
 				*last, line = t, rest
 			}
 		}
-		l.Log.Chaincode(name, line)
+		out(line)
 	}
 	return sc.Err()
 }

@@ -66,7 +66,7 @@ func Prepull(ctx context.Context, kc kube.Client, cfg *config.Config, img chainc
 			if !isPod || ev.Type == watch.Deleted || done[pod.Spec.NodeName] {
 				continue
 			}
-			st := containerStatus(pod)
+			st := containerStatus(pod, podspec.ContainerName)
 			if st == nil {
 				continue
 			}

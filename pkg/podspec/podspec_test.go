@@ -219,3 +219,48 @@ func TestPrepullPod(t *testing.T) {
 		t.Fatalf("labels %v", pod.Labels)
 	}
 }
+
+func TestBuildJobIsHardenedAndCarriesNoSecretInEnv(t *testing.T) {
+	p := params(t, false)
+	cfg := *p.Config
+	cfg.KubeccImage = "reg/kubecc@sha256:" + strings.Repeat("1", 64)
+	cfg.BuildPushSecret = "push-creds"
+	cfg.BuildCache = "go-cache"
+	cfg.BuildTimeout.Duration = 90 * time.Second
+	job := BuildJob{Name: "kubecc-build-x", Toolchain: "golang:1.26", Args: []string{"build-source", "--source", "s"},
+		Env: map[string]string{"KUBECC_REGISTRY": "reg/kubecc", "GOPROXY": "https://proxy"}}.Job(&cfg)
+	spec := job.Spec.Template.Spec
+	c := spec.Containers[0]
+	if spec.InitContainers[0].Image != cfg.KubeccImage || c.Image != "golang:1.26" || c.Command[0] != "/kubecc/bin/kubecc" || c.Command[1] != "build-source" {
+		t.Fatalf("containers %+v %+v", spec.InitContainers[0], c)
+	}
+	if *spec.AutomountServiceAccountToken || !*spec.SecurityContext.RunAsNonRoot || !*c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.Capabilities.Drop[0] != "ALL" {
+		t.Fatal("build pod not hardened")
+	}
+	if *spec.ActiveDeadlineSeconds != 90 || *job.Spec.BackoffLimit != 0 || spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Fatalf("deadline %d backoff %d", *spec.ActiveDeadlineSeconds, *job.Spec.BackoffLimit)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+		if e.ValueFrom != nil {
+			t.Errorf("env %s comes from elsewhere", e.Name)
+		}
+	}
+	if env["DOCKER_CONFIG"] != "/kubecc-auth" || env["GOPROXY"] != "https://proxy" || env["GOMODCACHE"] != "/cache/go-mod" {
+		t.Fatalf("env %v", env)
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		vols[v.Name] = v
+	}
+	if s := vols["auth"].Secret; s == nil || s.SecretName != "push-creds" || s.Items[0].Key != corev1.DockerConfigJsonKey {
+		t.Fatalf("auth volume %+v", vols["auth"])
+	}
+	if pvc := vols["cache"].PersistentVolumeClaim; pvc == nil || pvc.ClaimName != "go-cache" {
+		t.Fatalf("cache volume %+v", vols["cache"])
+	}
+	if job.Labels[LabelInstance] != "kubecc-build-x" || job.Spec.Template.Labels[LabelManagedBy] != ManagedBy {
+		t.Fatalf("labels %v", job.Labels)
+	}
+}

@@ -72,7 +72,7 @@ func run(ctx context.Context, bld, runDir string, serverless Serverless) error {
 	if p.Mode.Serverless() {
 		err = serverless(ctx, kc, p, rc, log, host)
 	} else {
-		l := &launch.Launcher{Kube: kc, Params: p, Log: log, PeerPod: launch.FindPeerPod(ctx, kc, p, host)}
+		l := &launch.Launcher{Kube: kc, Params: p, Log: log, PeerPod: launch.FindPeerPod(ctx, kc, cfg, host)}
 		err = l.RunResident(ctx)
 	}
 	var exit *launch.ExitError

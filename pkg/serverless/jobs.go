@@ -47,7 +47,7 @@ func Run(ctx context.Context, kc kube.Client, p *podspec.Params, rc *ccpkg.RunCo
 		tls = &podspec.TLS{ClientCert: string(c.ClientCertPEM), ClientKey: string(c.ClientKeyPEM), RootCert: string(c.CAPEM)}
 	}
 	q := p.Dialing(rl.Addr(), tls)
-	l := &launch.Launcher{Kube: kc, Params: q, Log: log, PeerPod: launch.FindPeerPod(ctx, kc, q, host)}
+	l := &launch.Launcher{Kube: kc, Params: q, Log: log, PeerPod: launch.FindPeerPod(ctx, kc, q.Config, host)}
 	first, err := l.Start(ctx, q.NewName())
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ func New(cfg *config.Config, reg *image.Registry, env []string, log io.Writer) *
 // Type is "golang".
 func (*Language) Type() string { return Type }
 
+// Toolchain is the go command.
+func (*Language) Toolchain() string { return "go" }
+
 // SourceDir is where `peer lifecycle chaincode package --path` pointed. A path
 // that is not an import path ("../..") would lead outside the package: then it is
 // src/, and Compile refuses the path with an error naming it.

@@ -1,0 +1,262 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubecc/kubecc/pkg/build"
+	"github.com/kubecc/kubecc/pkg/build/golang"
+	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/image"
+	"github.com/kubecc/kubecc/pkg/kube"
+	"github.com/kubecc/kubecc/pkg/kube/clientset"
+	"github.com/kubecc/kubecc/pkg/kube/kubetest"
+	"github.com/kubecc/kubecc/pkg/podspec"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type fixture struct {
+	cfg  *config.Config
+	reg  *image.Registry
+	plan *build.Plan
+	kc   *fake.Clientset
+	log  *syncBuf
+}
+
+func newFixture(t *testing.T, env map[string]string) *fixture {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	vars := map[string]string{"KUBECC_REGISTRY": host + "/kubecc", "KUBECC_REGISTRY_INSECURE": "true", "KUBECC_NAMESPACE": "cc", "KUBECC_IMAGE": "reg/kubecc:v1"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(t.TempDir(), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for name, data := range map[string]string{"src/go.mod": "module example.com/cc\n\ngo 1.22\n", "src/main.go": "package main\n\nfunc main() {}\n", "src/run.sh": "#!/bin/sh\n", "src/empty/": ""} {
+		p := filepath.Join(src, name)
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		if strings.HasSuffix(name, "/") {
+			continue
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, _ := chaincode.ParseMetadata("metadata.json", []byte(`{"type":"golang","path":"example.com/cc","label":"my_cc"}`))
+	reg := &image.Registry{Insecure: cfg.Insecure}
+	repo := host + "/kubecc/my-cc"
+	hash := strings.Repeat("ab", 32)
+	plan := &build.Plan{Input: build.Input{SrcDir: src, Metadata: md, PackageID: "my_cc:1"}, Language: golang.New(cfg, reg, nil, nil),
+		Hash: hash, Repo: repo, Tag: repo + ":" + hash, Created: time.Unix(0, 0).UTC()}
+	return &fixture{cfg: cfg, reg: reg, plan: plan, kc: kubetest.NewFake(), log: &syncBuf{}}
+}
+
+func (f *fixture) runner() *Runner {
+	return &Runner{Config: f.cfg, Registry: f.reg, Connect: func() (kube.Client, error) { return clientset.Wrap(f.kc), nil }, Log: f.log}
+}
+
+// playJob keeps giving each build Job's pod the status until stop: the fake has no
+// Job controller and delivers only events after a watch opens.
+func (f *fixture) playJob(status func(job string) corev1.PodStatus) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx := context.Background()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			jobs, _ := f.kc.BatchV1().Jobs("cc").List(ctx, metav1.ListOptions{})
+			for _, j := range jobs.Items {
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x", Namespace: "cc", Labels: j.Spec.Template.Labels}}
+				_, _ = f.kc.CoreV1().Pods("cc").Create(ctx, pod, metav1.CreateOptions{})
+				pod.Status = status(j.Name)
+				_, _ = f.kc.CoreV1().Pods("cc").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func terminated(code int32, msg string) corev1.PodStatus {
+	return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: msg}}}}}
+}
+
+func (f *fixture) leftovers(t *testing.T) int {
+	jobs, _ := f.kc.BatchV1().Jobs("cc").List(context.Background(), metav1.ListOptions{})
+	pods, _ := f.kc.CoreV1().Pods("cc").List(context.Background(), metav1.ListOptions{})
+	return len(jobs.Items) + len(pods.Items)
+}
+
+func TestRunnerTakesTheImageTheJobReportsAndCleansUp(t *testing.T) {
+	f := newFixture(t, nil)
+	digest := "sha256:" + strings.Repeat("12", 32)
+	var job podspecJob
+	stop := f.playJob(func(name string) corev1.PodStatus {
+		job.set(f, name)
+		return terminated(0, f.plan.Repo+"@"+digest+"\n")
+	})
+	res, err := f.runner().Run(context.Background(), f.plan)
+	stop()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, f.log)
+	}
+	if res.Image.Name != f.plan.Repo || res.Image.Digest != digest {
+		t.Fatalf("result %+v", res.Image)
+	}
+	if n := f.leftovers(t); n != 0 {
+		t.Fatalf("%d jobs and pods left", n)
+	}
+	// The Job ran kubecc's build-source on the source artifact, which is gone now.
+	args := job.get().Spec.Template.Spec.Containers[0].Command
+	if len(args) < 4 || args[1] != SourceCommand || args[2] != "--source" || !strings.Contains(args[3], "@sha256:") {
+		t.Fatalf("job command %v", args)
+	}
+	if desc, err := f.reg.Head(context.Background(), f.plan.Repo+":src-"+f.plan.Hash); err != nil || desc == nil {
+		// The tag may stay; its manifest must not.
+		if _, err := f.reg.Head(context.Background(), args[3]); err == nil {
+			t.Fatalf("source artifact %s was not deleted", args[3])
+		}
+	}
+}
+
+// podspecJob remembers the first build Job the fake saw.
+type podspecJob struct {
+	mu  sync.Mutex
+	job *jobT
+}
+
+type jobT = batchv1.Job
+
+func (p *podspecJob) set(f *fixture, name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.job == nil {
+		if j, err := f.kc.BatchV1().Jobs("cc").Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+			p.job = j
+		}
+	}
+}
+
+func (p *podspecJob) get() *jobT {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.job
+}
+
+func TestRunnerFailsFastAndCleansUp(t *testing.T) {
+	for name, tc := range map[string]struct {
+		status corev1.PodStatus
+		want   string
+	}{
+		"compile error": {terminated(1, ""), "failed"},
+		"kubecc image not pullable": {corev1.PodStatus{InitContainerStatuses: []corev1.ContainerStatus{{Name: "kubecc",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}}}}, "init container kubecc: ErrImagePull"},
+		"toolchain not pullable": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}}, "ImagePullBackOff"},
+		"out of memory":    {terminated(137, ""), "137"},
+		"deadline":         {corev1.PodStatus{Phase: corev1.PodFailed, Reason: "DeadlineExceeded", Message: "Pod was active on the node longer than the specified deadline"}, "deadline"},
+		"wrong repository": {terminated(0, "elsewhere/cc@sha256:"+strings.Repeat("12", 32)), "reported"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			stop := f.playJob(func(string) corev1.PodStatus { return tc.status })
+			_, err := f.runner().Run(context.Background(), f.plan)
+			stop()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q\n%s", err, tc.want, f.log)
+			}
+			if n := f.leftovers(t); n != 0 {
+				t.Fatalf("%d jobs and pods left", n)
+			}
+		})
+	}
+}
+
+func TestRunnerStoppedDeletesTheJob(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := f.playJob(func(string) corev1.PodStatus {
+		cancel() // the peer gave up (SIGTERM) while the build runs
+		return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+	})
+	_, err := f.runner().Run(ctx, f.plan)
+	stop()
+	if err == nil {
+		t.Fatal("a stopped build succeeded")
+	}
+	if n := f.leftovers(t); n != 0 {
+		t.Fatalf("%d jobs and pods left", n)
+	}
+}
+
+func TestRunnerNeedsTheKubeccImage(t *testing.T) {
+	f := newFixture(t, map[string]string{"KUBECC_IMAGE": ""})
+	_, err := f.runner().Run(context.Background(), f.plan)
+	if err == nil || !strings.Contains(err.Error(), "kubeccImage") || !strings.Contains(err.Error(), "KUBECC_IMAGE") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// The Job unpacks exactly the tree the hook hashed.
+func TestSourceArtifactRoundTripKeepsTheContentHash(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	ref, err := f.runner().pushSource(ctx, f.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	md, code, err := PullSource(ctx, f.reg, ref, dir, chaincode.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(md.Raw, f.plan.Input.Metadata.Raw) {
+		t.Fatalf("metadata %q", md.Raw)
+	}
+	want, err := chaincode.ContentHash(f.plan.Input.Metadata, f.plan.Input.SrcDir, chaincode.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := chaincode.ContentHash(md, code, chaincode.DefaultLimits())
+	if err != nil || got != want {
+		t.Fatalf("content hash %s after the round trip, %s before (%v)", got, want, err)
+	}
+}

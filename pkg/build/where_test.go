@@ -1,0 +1,45 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/kubecc/kubecc/pkg/config"
+)
+
+type namedRunner string
+
+func (n namedRunner) Run(context.Context, *Plan) (*Result, error) {
+	return &Result{ContentHash: string(n)}, nil
+}
+
+type toolLang struct{ Language }
+
+func (toolLang) Toolchain() string { return "go" }
+
+func TestWhereChoosesByModeAndToolchain(t *testing.T) {
+	found := func(string) (string, error) { return "/usr/bin/go", nil }
+	missing := func(string) (string, error) { return "", errors.New("not found") }
+	for _, tc := range []struct {
+		mode    string
+		look    func(string) (string, error)
+		cluster Runner
+		want    string
+	}{
+		{config.BuildAuto, found, namedRunner("cluster"), "local"},
+		{config.BuildAuto, missing, namedRunner("cluster"), "cluster"},
+		{config.BuildAuto, missing, nil, "local"},
+		{config.BuildLocal, missing, namedRunner("cluster"), "local"},
+		{config.BuildCluster, found, namedRunner("cluster"), "cluster"},
+	} {
+		w := &Where{Mode: tc.mode, Local: namedRunner("local"), Cluster: tc.cluster, LookPath: tc.look}
+		res, err := w.Run(context.Background(), &Plan{Language: toolLang{}})
+		if err != nil || res.ContentHash != tc.want {
+			t.Errorf("mode %s: ran %v (%v), want %s", tc.mode, res, err, tc.want)
+		}
+	}
+	if _, err := (&Where{Mode: config.BuildCluster, Local: namedRunner("local")}).Run(context.Background(), &Plan{Language: toolLang{}}); err == nil {
+		t.Error("cluster mode without a cluster runner built locally")
+	}
+}
