@@ -150,7 +150,7 @@ func TestE2E(t *testing.T) {
 		base, _ := image.Base("amd64")
 		junk := make([]byte, 64)
 		_, _ = rand.Read(junk)
-		img, err := image.Assemble(base, image.Spec{Layers: []image.Contents{image.Binary(junk)}, Entrypoint: []string{image.BinaryPath}, Arch: "amd64"})
+		img, err := image.Assemble(base, image.Spec{Layers: []image.Contents{image.Binary(junk)}, Entrypoint: []string{image.BinaryPath}, User: image.User, Arch: "amd64"})
 		if err != nil {
 			t.Fatal(err)
 		}

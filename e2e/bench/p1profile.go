@@ -75,7 +75,7 @@ func runP1Profile(ctx context.Context, env *Env, src, base string, goEnv []strin
 	labels := map[string]string{image.LabelLabel: "go", image.LabelType: "golang", image.LabelBuilder: "kubecc"}
 	for i := 0; i < env.N; i++ {
 		t0 := time.Now()
-		img, err := image.Assemble(baseImg, image.Spec{Layers: []image.Contents{image.Binary(data)}, Entrypoint: []string{image.BinaryPath}, Labels: labels, Created: time.Unix(0, 0).UTC(), Arch: "amd64"})
+		img, err := image.Assemble(baseImg, image.Spec{Layers: []image.Contents{image.Binary(data)}, Entrypoint: []string{image.BinaryPath}, User: image.User, Labels: labels, Created: time.Unix(0, 0).UTC(), Arch: "amd64"})
 		if err != nil {
 			return nil, err
 		}

@@ -62,8 +62,11 @@ func Base(arch string) (v1.Image, error) {
 // Spec says what goes on top of the base.
 type Spec struct {
 	// Layers go on the base in order, one layer each.
-	Layers     []Contents
+	Layers []Contents
+	// Entrypoint replaces the base's entry point and command; nil keeps them.
 	Entrypoint []string
+	// User replaces a base user that is root or unset; "" keeps the base's.
+	User string
 	// Env entries (KEY=VALUE) replace the base's entries of the same keys.
 	Env         []string
 	WorkingDir  string
@@ -109,14 +112,16 @@ func Assemble(base v1.Image, spec Spec) (v1.Image, error) {
 	if spec.Arch != "" {
 		cf.Architecture = spec.Arch
 	}
-	cf.Config.Entrypoint = spec.Entrypoint
-	cf.Config.Cmd = nil
+	if spec.Entrypoint != nil {
+		cf.Config.Entrypoint = spec.Entrypoint
+		cf.Config.Cmd = nil
+	}
 	cf.Config.Env = setEnv(cf.Config.Env, spec.Env)
 	if spec.WorkingDir != "" {
 		cf.Config.WorkingDir = spec.WorkingDir
 	}
-	if u := cf.Config.User; u == "" || u == "root" || u == "0" || u == "0:0" {
-		cf.Config.User = User
+	if u := cf.Config.User; spec.User != "" && (u == "" || u == "root" || u == "0" || u == "0:0") {
+		cf.Config.User = spec.User
 	}
 	if cf.Config.Labels == nil {
 		cf.Config.Labels = map[string]string{}

@@ -21,7 +21,7 @@ func assemble(t *testing.T, binary string, created time.Time) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := Assemble(base, Spec{Layers: []Contents{Binary([]byte(binary))}, Entrypoint: []string{BinaryPath}, Labels: map[string]string{LabelLabel: "cc"}, Annotations: map[string]string{"org.opencontainers.image.title": "cc"}, Created: created, Arch: "amd64"})
+	img, err := Assemble(base, Spec{Layers: []Contents{Binary([]byte(binary))}, Entrypoint: []string{BinaryPath}, User: User, Labels: map[string]string{LabelLabel: "cc"}, Annotations: map[string]string{"org.opencontainers.image.title": "cc"}, Created: created, Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}

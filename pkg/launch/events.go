@@ -27,68 +27,117 @@ func (l *Launcher) podEvents(ctx context.Context, name string) <-chan PodEvent {
 // Follow passes on the changes of the pods sel matches in ns until ctx ends (then
 // the channel closes). An API server that is restarting or briefly unreachable must
 // not take a running chaincode (or build) down with it, so a broken watch is resumed
-// from the last resource version seen, with backoff, for as long as it takes.
+// from the last resource version seen, with backoff, for as long as it takes. When
+// that version is lost, the pods are listed again before the next watch: a pod deleted
+// while the watch was down is reported deleted, not waited for forever.
 func Follow(ctx context.Context, kc kube.Client, ns, sel string, log *Log) <-chan PodEvent {
-	out := make(chan PodEvent)
+	f := &follower{pods: kc.Pods(ns), sel: sel, log: log, out: make(chan PodEvent)}
 	// The API server filters by sel; checking again here keeps a watch that does not
 	// (a test double, a proxy) from reporting another pod's end as ours.
-	match, err := labels.Parse(sel)
-	if err != nil {
-		match = labels.Nothing()
+	var err error
+	if f.match, err = labels.Parse(sel); err != nil {
+		f.match = labels.Nothing()
 	}
-	go func() {
-		defer close(out)
-		pods := kc.Pods(ns)
-		rv := ""
-		var retry backoff
-		for ctx.Err() == nil {
-			w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv})
-			if err != nil {
-				rv = ""
-				d := retry.next()
-				if ctx.Err() == nil {
-					log.Printf("warning: watch pods %s: %v; retrying in %s", sel, err, d)
-				}
-				sleep(ctx, d)
-				continue
-			}
-			retry.reset()
-			rv = forward(ctx, w, rv, match, out)
-		}
-	}()
-	return out
+	go f.run(ctx)
+	return f.out
 }
 
-// forward passes one watch's events on until it ends, and returns the resource
-// version to resume from ("" after an error event: most often an expired version).
-func forward(ctx context.Context, w watch.Interface, rv string, match labels.Selector, out chan<- PodEvent) string {
+type follower struct {
+	pods  kube.Resource[*corev1.Pod, *corev1.PodList]
+	sel   string
+	match labels.Selector
+	log   *Log
+	out   chan PodEvent
+
+	rv     string
+	relist bool        // rv was lost after a watch broke
+	last   *corev1.Pod // the last pod reported
+}
+
+func (f *follower) run(ctx context.Context) {
+	defer close(f.out)
+	var retry backoff
+	for ctx.Err() == nil {
+		err := f.list(ctx)
+		var w watch.Interface
+		if err == nil {
+			w, err = f.pods.Watch(ctx, metav1.ListOptions{LabelSelector: f.sel, ResourceVersion: f.rv})
+		}
+		if err != nil {
+			f.rv, f.relist = "", true
+			d := retry.next()
+			if ctx.Err() == nil {
+				f.log.Printf("warning: watch pods %s: %v; retrying in %s", f.sel, err, d)
+			}
+			sleep(ctx, d)
+			continue
+		}
+		retry.reset()
+		f.forward(ctx, w)
+		if f.rv == "" {
+			f.relist = true
+		}
+	}
+}
+
+// list reports the pods as they are now, when a broken watch lost its place.
+func (f *follower) list(ctx context.Context) error {
+	if !f.relist {
+		return nil
+	}
+	list, err := f.pods.List(ctx, metav1.ListOptions{LabelSelector: f.sel})
+	if err != nil {
+		return err
+	}
+	f.relist, f.rv = false, list.ResourceVersion
+	found := false
+	for i := range list.Items {
+		if f.match.Matches(labels.Set(list.Items[i].Labels)) {
+			found = true
+			f.send(ctx, PodEvent{Pod: &list.Items[i]})
+		}
+	}
+	if !found && f.last != nil {
+		f.send(ctx, PodEvent{Pod: f.last, Deleted: true})
+	}
+	return nil
+}
+
+func (f *follower) send(ctx context.Context, ev PodEvent) {
+	f.last = ev.Pod
+	select {
+	case f.out <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// forward passes one watch's events on until it ends; f.rv is where to resume ("" after
+// an error event: most often an expired version).
+func (f *follower) forward(ctx context.Context, w watch.Interface) {
 	defer w.Stop()
 	for {
 		var ev watch.Event
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return rv
+			return
 		case ev, ok = <-w.ResultChan():
 			if !ok {
-				return rv
+				return
 			}
 		}
 		if ev.Type == watch.Error {
-			return ""
+			f.rv = ""
+			return
 		}
 		p, isPod := ev.Object.(*corev1.Pod)
 		if !isPod {
 			continue
 		}
-		rv = p.ResourceVersion
-		if !match.Matches(labels.Set(p.Labels)) {
+		f.rv = p.ResourceVersion
+		if !f.match.Matches(labels.Set(p.Labels)) {
 			continue
 		}
-		select {
-		case out <- PodEvent{Pod: p, Deleted: ev.Type == watch.Deleted}:
-		case <-ctx.Done():
-			return rv
-		}
+		f.send(ctx, PodEvent{Pod: p, Deleted: ev.Type == watch.Deleted})
 	}
 }

@@ -148,13 +148,27 @@ func TestRunDeletesEverythingWhenStopped(t *testing.T) {
 func TestRunRidesOutAnUnreachableAPIServer(t *testing.T) {
 	p := params(t, true)
 	kube := kubetest.NewFake()
+	// The API server answers none of the launch's first three watch and list requests
+	// (the test's own status writer lists without a selector, and is served).
 	var failed int
 	var mu sync.Mutex
-	kube.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+	down := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if failed < 3 {
 			failed++
+			return true
+		}
+		return false
+	}
+	kube.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if down() {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if !a.(k8stesting.ListAction).GetListRestrictions().Labels.Empty() && down() {
 			return true, nil, errors.New("connection refused")
 		}
 		return false, nil, nil
@@ -251,5 +265,49 @@ func TestCreateRetriesAnUnansweredAPIServerButNotARefusal(t *testing.T) {
 	}
 	if n := leftovers(t, kube); n != 0 {
 		t.Fatalf("%d objects left behind", n)
+	}
+}
+
+// A pod deleted while the watch was broken is noticed when the watch comes back.
+func TestPodDeletedWhileTheWatchWasDownIsNoticed(t *testing.T) {
+	p := params(t, false)
+	kube := kubetest.NewFake()
+	first := watch.NewFake()
+	var calls int
+	var mu sync.Mutex
+	kube.PrependWatchReactor("pods", func(k8stesting.Action) (bool, watch.Interface, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return true, first, nil
+		}
+		return false, nil, nil
+	})
+	l := &Launcher{Kube: clientset.Wrap(kube), Params: p, Log: NewLog(&syncBuf{})}
+	in, err := l.Start(context.Background(), p.NewName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(context.Background(), in) }()
+	pod, err := kube.CoreV1().Pods("cc").Get(context.Background(), in.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+	first.Add(pod)
+	// The watch breaks (an expired version after an outage), and meanwhile the pod goes.
+	if err := kube.CoreV1().Pods("cc").Delete(context.Background(), in.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first.Error(&metav1.Status{Reason: metav1.StatusReasonExpired})
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "was deleted") {
+			t.Fatalf("wait returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deletion during the outage went unnoticed")
 	}
 }

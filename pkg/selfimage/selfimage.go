@@ -59,11 +59,14 @@ func Build(opts Options) (v1.Image, error) {
 		return nil, err
 	}
 	entries = append(entries, inst)
-	base := opts.Base
+	// On kubecc's own empty base the installer is the entry point; layered onto a
+	// peer image, the peer's entry point, command and user stay.
+	base, entrypoint := opts.Base, []string(nil)
 	if base == nil {
 		if base, err = image.Scratch(opts.Arch); err != nil {
 			return nil, err
 		}
+		entrypoint = []string{Install}
 	}
 	annotations := map[string]string{
 		"org.opencontainers.image.title":    "kubecc",
@@ -82,7 +85,7 @@ func Build(opts Options) (v1.Image, error) {
 	}
 	return image.Assemble(base, image.Spec{
 		Layers:      []image.Contents{{Entries: entries, CreatedBy: "kubecc: hooks, CLI and installer"}},
-		Entrypoint:  []string{Install},
+		Entrypoint:  entrypoint,
 		Labels:      labels,
 		Annotations: annotations,
 		Created:     opts.Created,

@@ -91,6 +91,19 @@ func TestBuildOnABaseKeepsIt(t *testing.T) {
 	if len(layers) != len(baseLayers)+1 {
 		t.Fatalf("%d layers on a base of %d", len(layers), len(baseLayers))
 	}
+	// A peer image keeps its own entry point, command and user.
+	bcf, _ := base.ConfigFile()
+	bcf = bcf.DeepCopy()
+	bcf.Config.Entrypoint, bcf.Config.Cmd, bcf.Config.User = []string{"peer"}, []string{"node", "start"}, "0"
+	peer, _ := mutate.ConfigFile(base, bcf)
+	img, err = Build(Options{BinDir: fakeBin(t, "x-"), Base: peer, Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "peer" || len(cf.Config.Cmd) != 2 || cf.Config.User != "0" {
+		t.Fatalf("the peer image's config changed: %+v", cf.Config)
+	}
 }
 
 func TestBuildNamesAMissingBinary(t *testing.T) {

@@ -83,5 +83,5 @@ func (l *Language) Compile(ctx context.Context, srcDir string, md *chaincode.Met
 	if err != nil {
 		return image.Spec{}, fmt.Errorf("read binary: %w", err)
 	}
-	return image.Spec{Layers: []image.Contents{image.Binary(data)}, Entrypoint: []string{image.BinaryPath}, Arch: l.cfg.GOARCH}, nil
+	return image.Spec{Layers: []image.Contents{image.Binary(data)}, Entrypoint: []string{image.BinaryPath}, User: image.User, Arch: l.cfg.GOARCH}, nil
 }
