@@ -4,6 +4,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The peer first: on SIGTERM it stops its run hooks, which delete their pods.
+# The peers first: on SIGTERM they stop their run hooks, which delete their pods.
+bash "$REPO_ROOT/e2e/incluster/down.sh" || log "incluster down reported an error"
 bash "$REPO_ROOT/e2e/fabric/down.sh" || log "fabric down reported an error"
 bash "$REPO_ROOT/e2e/cluster/down.sh"

@@ -14,6 +14,9 @@ trap cleanup EXIT
 # A fresh channel each run: the scenarios install and commit fixed names.
 bash "$REPO_ROOT/e2e/fabric/down.sh" >/dev/null 2>&1 || true
 bash "$REPO_ROOT/e2e/up.sh"
+# The peer as a Pod (TestInCluster): a fresh in-cluster network each run.
+bash "$REPO_ROOT/e2e/incluster/down.sh" >/dev/null 2>&1 || true
+bash "$REPO_ROOT/e2e/incluster/up.sh"
 # and no chaincode objects of an earlier network (a killed peer's run hooks cannot clean up).
 # shellcheck source=/dev/null
 . "$KUBECC_E2E_ROOT/cluster/env"

@@ -73,7 +73,7 @@ type Params struct {
 
 // Resolve merges the operator's config, the package's own choices recorded at build
 // time (info, whose path is named in errors) and the peer's chaincode.json. host is
-// this machine's name (the peer Pod's name in a cluster).
+// this machine's name (the peer Pod's name in a cluster, unless config peerPod names it).
 func Resolve(cfg *config.Config, img chaincode.ImageRef, info chaincode.BuildInfo, infoPath string, rc *chaincode.RunConfig, host string) (*Params, error) {
 	p := &Params{
 		Config:         cfg,
@@ -87,6 +87,10 @@ func Resolve(cfg *config.Config, img chaincode.ImageRef, info chaincode.BuildInf
 		PeerAddressArg: info.PeerAddressArg,
 	}
 	if p.PeerID == "" {
+		// The peer's Pod name when it is one (a new Pod is a new peer), else the host.
+		if cfg.PeerPod != "" {
+			host = cfg.PeerPod
+		}
 		p.PeerID = host + "/" + rc.PeerAddress
 	}
 	if cfg.PeerAddress != "" {

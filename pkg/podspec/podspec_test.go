@@ -264,3 +264,14 @@ func TestBuildJobIsHardenedAndCarriesNoSecretInEnv(t *testing.T) {
 		t.Fatalf("labels %v", job.Labels)
 	}
 }
+
+func TestPeerIDFollowsThePeerPod(t *testing.T) {
+	p := params(t, false)
+	cfg := *p.Config
+	cfg.PeerPod = "peer0-7d9f-abcde"
+	rc := &chaincode.RunConfig{ChaincodeID: p.ChaincodeID, PeerAddress: "10.0.0.1:7052", MSPID: "Org1MSP"}
+	q, err := Resolve(&cfg, p.Image, chaincode.BuildInfo{}, "kubecc.json", rc, "node-host")
+	if err != nil || q.PeerID != "peer0-7d9f-abcde/10.0.0.1:7052" {
+		t.Fatalf("peer ID %q (%v): a new peer Pod must be a new peer", q.PeerID, err)
+	}
+}
