@@ -59,5 +59,21 @@ prepull: true
 YAML
 mv -f "$builder/config.yaml.new" "$builder/config.yaml"
 
+# What builds in the cluster need (TestClusterBuild, the in-cluster peer): the Go
+# toolchain image made from this machine's Go, kubecc's own image, and the download
+# settings of this machine's Go, recorded for the tests and the in-cluster network.
+log "build images: Go toolchain (e2e/cluster/toolimage.sh) and kubecc (make image)"
+go_image=$(bash "$REPO_ROOT/e2e/cluster/toolimage.sh" | tail -n1)
+kubecc_image=$(make --no-print-directory -C "$REPO_ROOT" image | tail -n1)
+[[ $go_image == *@sha256:* && $kubecc_image == *@sha256:* ]] || die "toolchain image '$go_image', kubecc image '$kubecc_image': want name@digest"
+cat >"$KUBECC_E2E_ROOT/builds.env.new" <<ENV
+# Written by e2e/up.sh: what builds in the cluster use on this harness.
+export GO_TOOLCHAIN_IMAGE=$go_image
+export KUBECC_IMAGE=$kubecc_image
+export REGISTRY_POD=$REGISTRY_POD
+export BUILD_GOPROXY=$(go env GOPROXY)
+ENV
+mv -f "$KUBECC_E2E_ROOT/builds.env.new" "$KUBECC_E2E_ROOT/builds.env"
+
 KUBECC_BUILDER_DIR="$builder" bash "$REPO_ROOT/e2e/fabric/up.sh"
 log "harness up in $((SECONDS - t0)) s: cluster env $KUBECC_E2E_ROOT/cluster/env, fabric env $KUBECC_E2E_ROOT/fabric/env, logs $KUBECC_E2E_LOGS"

@@ -5,8 +5,9 @@
 # deletes all pods through the API (so containers and CNI are torn down), stops kubelet,
 # containerd (and any shim or container it left), scheduler, controller-manager, apiserver,
 # etcd and the registry by recorded pid, unmounts what is mounted under $KUBECC_E2E_ROOT,
-# deletes the CNI bridge and the kubepods cgroups, removes the host paths that the cluster
-# created outside its folder, and restores the host sysctls saved by up.sh. Idempotent.
+# deletes the CNI bridge and the kubepods cgroups, removes the pod egress rule (egress.sh)
+# and the registry's guard rule, removes the host paths that the cluster created outside
+# its folder, and restores the host sysctls saved by up.sh. Idempotent.
 # Keeps the registry data, the pki and containerd's image store (wiped after an unclean
 # stop), and the cached binaries.
 #
@@ -53,7 +54,24 @@ OUTSIDE_PATHS=(/run/containerd/s /run/containerd /run/mount /var/lib/cni /var/li
 SYSCTL_KEYS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward
 	kernel.keys.maxkeys kernel.keys.maxbytes kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
+# The registry listens on all addresses so that pods reach it at the node IP; this rule
+# keeps every other machine out (this machine's own connections, also to its node IP, come
+# in on lo; pods come from the pod CIDR).
+REGISTRY_GUARD=(-p tcp --dport "${REGISTRY_ADDR##*:}" ! -i lo ! -s "$POD_CIDR"
+	-m comment --comment kubecc-e2e-registry -j REJECT --reject-with tcp-reset)
+
 # ---- helpers ----
+registry_guard_on() {
+	iptables -w 5 -C INPUT "${REGISTRY_GUARD[@]}" 2>/dev/null || iptables -w 5 -I INPUT "${REGISTRY_GUARD[@]}"
+}
+
+registry_guard_off() {
+	command -v iptables >/dev/null || return 0
+	while iptables -w 5 -C INPUT "${REGISTRY_GUARD[@]}" 2>/dev/null; do
+		iptables -w 5 -D INPUT "${REGISTRY_GUARD[@]}"
+	done
+}
+
 cmdline_of() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
 
 # ours PID: the process is alive and runs one of our binaries (from $KUBECC_CACHE) with a path
@@ -270,6 +288,8 @@ cluster_cleanup() {
 	kill_strays || true
 	unmount_all
 	delete_bridge
+	bash "$REPO_ROOT/e2e/cluster/egress.sh" off || log "warning: could not remove the pod egress rule"
+	registry_guard_off
 	remove_kubepods_cgroups
 	if [ "$clean" = 0 ] && [ -d "$CTRD_DIR/root" ]; then
 		log "unclean stop: wiping containerd's store (images are pulled again from the registry)"

@@ -3,12 +3,16 @@
 # Starts a real single-node Kubernetes cluster and an OCI registry on this machine, from the
 # binaries that install.sh put in $KUBECC_CACHE. Idempotent: exits at once when the cluster
 # is already up and healthy; otherwise first cleans whatever an earlier (possibly killed) run
-# left behind, then starts: registry (127.0.0.1:5000), etcd, containerd, kube-apiserver
-# (https://127.0.0.1:6443), kube-controller-manager, kube-scheduler and kubelet, and pushes
-# the pod sandbox image 127.0.0.1:5000/pause:3.10 built from e2e/tools/pause.
+# left behind, then starts: registry (127.0.0.1:5000, and <node IP>:5000 for pods), etcd,
+# containerd, kube-apiserver (https://127.0.0.1:6443), kube-controller-manager,
+# kube-scheduler and kubelet, and pushes the pod sandbox image 127.0.0.1:5000/pause:3.10
+# built from e2e/tools/pause. Pods get egress through the host (egress.sh: NAT to the
+# package registries) and reach the registry at the node IP; an iptables rule keeps every
+# other machine out of the registry (registry_guard_on in down.sh).
 #
 # Writes $KUBECC_E2E_ROOT/cluster/admin.kubeconfig and $KUBECC_E2E_ROOT/cluster/env
-# (sourceable: KUBECONFIG, KUBECTL, NODE_IP, NODE_NAME, REGISTRY, CONTAINERD_ADDRESS, PATH).
+# (sourceable: KUBECONFIG, KUBECTL, NODE_IP, NODE_NAME, REGISTRY, REGISTRY_POD,
+# CONTAINERD_ADDRESS, PATH).
 # Logs: $KUBECC_E2E_LOGS/<name>.log; pids: $KUBECC_E2E_ROOT/pids/<name>.pid.
 set -euo pipefail
 # shellcheck source=down.sh
@@ -20,6 +24,15 @@ T0=$SECONDS
 START_EPOCH=$(date +%s)
 NODE_IP=$(node_ip)
 [ -n "$NODE_IP" ] || die "no non-loopback IPv4 address on this machine"
+# The same registry as pods (build Jobs) reach it, and the name the node pulls their images by.
+REGISTRY_POD_ADDR="$NODE_IP:${REGISTRY_ADDR##*:}"
+# Pods resolve names (build Jobs reach the package registries) with the host's
+# nameservers, unless those are on loopback, which a pod cannot reach: then no DNS.
+POD_RESOLV_CONF=""
+if grep -Eq '^nameserver[[:space:]]+' /etc/resolv.conf 2>/dev/null &&
+	! grep -Eq '^nameserver[[:space:]]+(127\.|::1)' /etc/resolv.conf; then
+	POD_RESOLV_CONF=/etc/resolv.conf
+fi
 
 step() { log "up: $* (+$((SECONDS - T0))s)"; }
 
@@ -27,7 +40,7 @@ for b in "$K8S_DIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubel
 	"$DEBROOT"/usr/bin/{containerd,containerd-shim-runc-v2,docker-registry} "$DEBROOT/usr/sbin/runc"; do
 	[ -x "$b" ] || die "missing $b: run e2e/cluster/install.sh first"
 done
-for t in openssl curl ip sysctl go; do
+for t in openssl curl ip sysctl iptables go; do
 	command -v "$t" >/dev/null || die "missing $t: run e2e/cluster/install.sh first"
 done
 
@@ -47,12 +60,15 @@ healthy() {
 	for c in "${COMPONENTS[@]}"; do [ -n "$(pid_of "$c" || true)" ] || return 1; done
 	[ -f "$CLUSTER_DIR/env" ] && [ -f "$CLUSTER_DIR/admin.kubeconfig" ] || return 1
 	curl -fsS --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 || return 1
+	curl -fsS --max-time 2 "http://$REGISTRY_POD_ADDR/v2/" >/dev/null 2>&1 || return 1
 	"${CURL_ADMIN[@]}" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1 || return 1
 	curl -fsS --max-time 2 http://127.0.0.1:10248/healthz >/dev/null 2>&1 || return 1
 	node_ready_since 0
 }
 
 if healthy; then
+	registry_guard_on
+	bash "$REPO_ROOT/e2e/cluster/egress.sh" on
 	log "up: cluster already up and healthy (KUBECONFIG=$CLUSTER_DIR/admin.kubeconfig)"
 	exit 0
 fi
@@ -61,6 +77,9 @@ fi
 if compgen -G "$PID_DIR/*.pid" >/dev/null || [ -n "$(stray_pids)$(kubepods_pids)$(mounts_under "$KUBELET_DIR")$(mounts_under "$CTRD_DIR")" ] ||
 	ip link show "$CNI_BRIDGE" >/dev/null 2>&1 || [ -f "$SYSCTL_SAVED" ] || compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null || [ -d /sys/fs/cgroup/kubepods ]; then
 	step "cleaning leftovers of an earlier run"
+	# A Fabric network of the old cluster would lose its pid files with the cluster's and
+	# run on unseen: stop it first (e2e/up.sh starts it again).
+	bash "$REPO_ROOT/e2e/fabric/down.sh" >/dev/null 2>&1 || true
 	cluster_cleanup
 fi
 
@@ -189,18 +208,21 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: $REGISTRY_ADDR
+  addr: 0.0.0.0:${REGISTRY_ADDR##*:}
   secret: kubecc-e2e-local
 EOF
 
-mkdir -p "$CTRD_DIR/certs.d/$REGISTRY_ADDR"
-cat >"$CTRD_DIR/certs.d/$REGISTRY_ADDR/hosts.toml" <<EOF
-server = "http://$REGISTRY_ADDR"
+# Plain-HTTP pulls by either name (containerd reads these per pull: config_path below).
+for r in "$REGISTRY_ADDR" "$REGISTRY_POD_ADDR"; do
+	mkdir -p "$CTRD_DIR/certs.d/$r"
+	cat >"$CTRD_DIR/certs.d/$r/hosts.toml" <<EOF
+server = "http://$r"
 
-[host."http://$REGISTRY_ADDR"]
+[host."http://$r"]
   capabilities = ["pull", "resolve", "push"]
   skip_verify = true
 EOF
+done
 
 cat >"$CONF_DIR/containerd.toml" <<EOF
 version = 2
@@ -294,7 +316,7 @@ authorization:
     cacheUnauthorizedTTL: 5s
 cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://$CTRD_SOCK
-resolvConf: ""
+resolvConf: "$POD_RESOLV_CONF"
 failSwapOn: false
 podLogsDir: $POD_LOGS_DIR
 makeIPTablesUtilChains: false
@@ -339,6 +361,9 @@ wait_component() {
 rm -rf "$ETCD_DATA" "$KUBELET_DIR" "$CNI_DIR/networks" "$CTRD_DIR/state" "$CTRD_DIR/runc"
 mkdir -p "$KUBELET_DIR"
 
+# Before the registry listens on all addresses: only this machine and its pods may reach it.
+registry_guard_on
+bash "$REPO_ROOT/e2e/cluster/egress.sh" on
 step "starting registry, etcd, containerd"
 start_component registry "$DEBROOT/usr/bin/docker-registry" serve "$CONF_DIR/registry.yml"
 start_component etcd "$ETCD_DIR/etcd" --name=kubecc --data-dir="$ETCD_DATA" \
@@ -435,6 +460,7 @@ export KUBECTL="$KUBECTL"
 export NODE_IP="$NODE_IP"
 export NODE_NAME="$NODE_NAME"
 export REGISTRY="$REGISTRY_ADDR"
+export REGISTRY_POD="$REGISTRY_POD_ADDR"
 export CONTAINERD_ADDRESS="$CTRD_SOCK"
 export KUBECC_E2E_ROOT="$KUBECC_E2E_ROOT"
 export PATH="$CLUSTER_DIR/bin:\$PATH"

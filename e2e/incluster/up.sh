@@ -61,6 +61,8 @@ mapfile -t fabric_refs < <(bash "$REPO_ROOT/e2e/incluster/images.sh" | tail -n2)
 PEER_IMAGE=${fabric_refs[0]}
 ORDERER_IMAGE=${fabric_refs[1]}
 [[ $PEER_IMAGE == */peer@sha256:* && $ORDERER_IMAGE == */orderer@sha256:* ]] || die "images.sh printed '$PEER_IMAGE' '$ORDERER_IMAGE'"
+# shellcheck source=/dev/null
+[ -f "$KUBECC_E2E_ROOT/builds.env" ] && . "$KUBECC_E2E_ROOT/builds.env"
 if [ -z "${KUBECC_IMAGE:-}" ]; then
 	step "kubecc's own image (make image)"
 	KUBECC_IMAGE=$(make --no-print-directory -C "$REPO_ROOT" image | tail -n1)
@@ -225,12 +227,35 @@ step "namespace $NS and Secrets applied"
 kdir="$STATE/kustomize"
 mkdir -p "$kdir"
 overlay=$(realpath --relative-to="$kdir" "$REPO_ROOT/e2e/incluster/overlay")
+# The builder's config: the overlay's, plus what source packages need to build in the
+# cluster (this peer has no Go): build Jobs reach the registry at the node IP.
+if [ -n "${GO_TOOLCHAIN_IMAGE:-}" ] && [ -n "${REGISTRY_POD:-}" ]; then
+	{
+		grep -v '^registry: ' "$REPO_ROOT/e2e/incluster/overlay/config.yaml"
+		cat <<CFG
+registry: $REGISTRY_POD/kubecc
+insecureRegistries: [$REGISTRY_POD]
+kubeccImage: $KUBECC_IMAGE
+buildImages: {golang: $GO_TOOLCHAIN_IMAGE}
+buildEnv: {GOPROXY: "${BUILD_GOPROXY:-}"}
+CFG
+	} >"$kdir/config.yaml"
+else
+	cp "$REPO_ROOT/e2e/incluster/overlay/config.yaml" "$kdir/config.yaml"
+fi
 cat >"$kdir/kustomization.yaml" <<YAML
 # Written by e2e/incluster/up.sh: the repository's overlay with the images of this run.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - $overlay
+configMapGenerator:
+  - name: kubecc-config
+    namespace: $NS
+    behavior: replace
+    files: [config.yaml]
+generatorOptions:
+  disableNameSuffixHash: true
 images:
   - {name: kubecc, newName: ${KUBECC_IMAGE%@*}, digest: ${KUBECC_IMAGE#*@}}
   - {name: fabric-peer, newName: ${PEER_IMAGE%@*}, digest: ${PEER_IMAGE#*@}}

@@ -59,6 +59,9 @@ type Language interface {
 	// Base is the image the language's layers go on, and a stable name of it for the
 	// content hash.
 	Base(ctx context.Context) (v1.Image, string, error)
+	// Check refuses a package the language would not build, or that would read or run
+	// anything outside itself: before any work, wherever the build then runs.
+	Check(srcDir string, md *chaincode.Metadata) error
 	// HashKeys are the settings other than the base that change the image.
 	HashKeys() []string
 	// Info tells run how to start images of this language.
@@ -172,6 +175,9 @@ func (b *Pipeline) created() (time.Time, error) {
 func (b *Pipeline) buildSource(ctx context.Context, lang Language, in Input) (*Result, error) {
 	if b.Config.Registry == "" {
 		return nil, fmt.Errorf("config key registry (env KUBECC_REGISTRY) is not set: kubecc needs a registry to push chaincode images to")
+	}
+	if err := lang.Check(in.SrcDir, in.Metadata); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	created, err := b.created()

@@ -70,7 +70,7 @@ func (l *Launcher) Start(ctx context.Context, name string) (*Instance, error) {
 	}
 	owner, err := l.create(ctx, in)
 	if err != nil {
-		l.Delete(in)
+		l.Delete(ctx, in)
 		return nil, err
 	}
 	l.Log.Printf("%s %s/%s created for %s, image %s (%s)", strings.ToLower(owner.Kind), ns, name, p.ChaincodeID, p.Image.Ref(), l.Log.Elapsed())
@@ -177,29 +177,62 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
-// Delete removes the instance's objects with a context of its own: it runs when the
-// peer's SIGTERM has already cancelled the launch's, and SIGKILL follows in 5 s.
-func (l *Launcher) Delete(in *Instance) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+// stopPatience is how long deleting may take after the peer's SIGTERM: SIGKILL
+// follows in 5 s.
+const stopPatience = 4 * time.Second
+
+// Delete removes the instance's objects, retrying while the API server does not
+// answer: a failed launch must not leave its Pod and key Secret behind because the
+// API server was restarting. It uses a context of its own, since it runs when the
+// launch's ctx may be cancelled already; that one only says how long it may take
+// (after the peer's SIGTERM, less than the 5 s before SIGKILL).
+func (l *Launcher) Delete(launch context.Context, in *Instance) {
+	patience := createPatience
+	if launch.Err() != nil {
+		patience = stopPatience
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	ns := l.Params.Config.Namespace
 	zero := int64(0)
 	bg := metav1.DeletePropagationBackground
 	if in.job {
-		if err := ignoreNotFound(l.Kube.Jobs(ns).Delete(ctx, in.Name, metav1.DeleteOptions{PropagationPolicy: &bg})); err != nil {
-			l.Log.Printf("warning: delete job %s: %v", in.Name, err)
-		}
+		l.deleteRetrying(ctx, "job "+in.Name, func(ctx context.Context) error {
+			return l.Kube.Jobs(ns).Delete(ctx, in.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		})
 		// The job's pods directly too: waiting for the garbage collector is slower.
 		sel := labels.Set{podspec.LabelInstance: in.Name}.String()
-		if err := ignoreNotFound(l.Kube.Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel})); err != nil {
-			l.Log.Printf("warning: delete pods of job %s: %v", in.Name, err)
-		}
-	} else if err := ignoreNotFound(l.Kube.Pods(ns).Delete(ctx, in.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})); err != nil {
-		l.Log.Printf("warning: delete pod %s: %v", in.Name, err)
+		l.deleteRetrying(ctx, "pods of job "+in.Name, func(ctx context.Context) error {
+			return l.Kube.Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel})
+		})
+	} else {
+		l.deleteRetrying(ctx, "pod "+in.Name, func(ctx context.Context) error {
+			return l.Kube.Pods(ns).Delete(ctx, in.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		})
 	}
 	if in.Secret != "" {
-		if err := ignoreNotFound(l.Kube.Secrets(ns).Delete(ctx, in.Secret, metav1.DeleteOptions{})); err != nil {
-			l.Log.Printf("warning: delete secret %s: %v", in.Secret, err)
+		l.deleteRetrying(ctx, "secret "+in.Secret, func(ctx context.Context) error {
+			return l.Kube.Secrets(ns).Delete(ctx, in.Secret, metav1.DeleteOptions{})
+		})
+	}
+}
+
+func (l *Launcher) deleteRetrying(ctx context.Context, what string, del func(context.Context) error) {
+	var retry backoff
+	for {
+		err := ignoreNotFound(del(ctx))
+		if err == nil {
+			return
+		}
+		if !transient(err) || ctx.Err() != nil {
+			l.Log.Printf("warning: delete %s: %v", what, err)
+			return
+		}
+		d := retry.next()
+		l.Log.Printf("warning: delete %s: %v; retrying in %s", what, err, d)
+		if !sleep(ctx, d) {
+			l.Log.Printf("warning: delete %s: gave up: %v", what, err)
+			return
 		}
 	}
 }
@@ -254,6 +287,6 @@ func (l *Launcher) RunResident(ctx context.Context) error {
 		l.Log.Printf("stopping: deleting %s and its secret", in.Name)
 		err = nil
 	}
-	l.Delete(in)
+	l.Delete(ctx, in)
 	return err
 }

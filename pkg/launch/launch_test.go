@@ -311,3 +311,33 @@ func TestPodDeletedWhileTheWatchWasDownIsNoticed(t *testing.T) {
 		t.Fatal("the deletion during the outage went unnoticed")
 	}
 }
+
+// A launch's objects are deleted even when the API server does not answer at first.
+func TestDeleteRetriesAnUnansweredAPIServer(t *testing.T) {
+	p := params(t, true)
+	kube := kubetest.NewFake()
+	var failed int
+	var mu sync.Mutex
+	kube.PrependReactor("delete", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed < 2 {
+			failed++
+			return true, nil, apierrors.NewServiceUnavailable("apiserver restarting")
+		}
+		return false, nil, nil
+	})
+	var log syncBuf
+	l := &Launcher{Kube: clientset.Wrap(kube), Params: p, Log: NewLog(&log)}
+	in, err := l.Start(context.Background(), p.NewName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Delete(context.Background(), in)
+	if n := leftovers(t, kube); n != 0 {
+		t.Fatalf("%d objects left behind:\n%s", n, log.String())
+	}
+	if got := strings.Count(log.String(), "retrying in"); got != 2 {
+		t.Fatalf("%d delete retries logged, want 2:\n%s", got, log.String())
+	}
+}

@@ -26,7 +26,7 @@ type relayPort interface {
 type instances interface {
 	Start(ctx context.Context, name string) (*launch.Instance, error)
 	Wait(ctx context.Context, in *launch.Instance) error
-	Delete(in *launch.Instance)
+	Delete(ctx context.Context, in *launch.Instance)
 }
 
 // drainTime is how long a stopping relay lets the transaction in flight finish: the
@@ -121,7 +121,7 @@ func (lp *loop) serve(ctx context.Context, first *launch.Instance) error {
 		if cur != nil {
 			cur.stop()
 			<-cur.done // its pod is no longer followed while it goes
-			lp.inst.Delete(cur.in)
+			lp.inst.Delete(ctx, cur.in)
 			cur = nil
 		}
 	}

@@ -96,7 +96,7 @@ func (f *fakeInstances) Wait(ctx context.Context, in *launch.Instance) error {
 	}
 }
 
-func (f *fakeInstances) Delete(in *launch.Instance) {
+func (f *fakeInstances) Delete(_ context.Context, in *launch.Instance) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, in.Name)

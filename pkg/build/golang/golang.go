@@ -47,6 +47,15 @@ func (*Language) SourceDir(srcDir string, md *chaincode.Metadata) string {
 	return chaincode.GoPackageDir(srcDir, md.Path)
 }
 
+// Check refuses what the go command must not be given: see CheckPackage.
+func (*Language) Check(srcDir string, md *chaincode.Metadata) error {
+	layout, err := DetectLayout(srcDir, md.Path)
+	if err != nil {
+		return err
+	}
+	return CheckPackage(srcDir, layout)
+}
+
 // HashKeys: the binary depends on GOARCH.
 func (l *Language) HashKeys() []string { return []string{"goarch=" + l.cfg.GOARCH} }
 

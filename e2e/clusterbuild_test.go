@@ -1,0 +1,294 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// buildJobs records the build Jobs created in a namespace while it runs.
+type buildJobs struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // name → first seen
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (h *harness) watchBuildJobs(t *testing.T, ns string) *buildJobs {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := h.kube.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "kubecc.io/build"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	b := &buildJobs{seen: map[string]time.Time{}, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if j, ok := ev.Object.(*batchv1.Job); ok && ev.Type == watch.Added {
+				b.mu.Lock()
+				if _, ok := b.seen[j.Name]; !ok {
+					b.seen[j.Name] = time.Now()
+				}
+				b.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *buildJobs) close() {
+	b.stop()
+	<-b.done
+}
+
+func (b *buildJobs) names() map[string]time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]time.Time{}
+	for k, v := range b.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// noBuildObjects waits until no build Job or build pod is left in ns.
+func (h *harness) noBuildObjects(t *testing.T, ns string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, "no build Job or pod left in "+ns, func() bool {
+		jobs, err1 := h.kube.BatchV1().Jobs(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "kubecc.io/build"})
+		pods, err2 := h.kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "kubecc.io/build"})
+		return err1 == nil && err2 == nil && len(jobs.Items) == 0 && len(pods.Items) == 0
+	})
+}
+
+// buildsEnv reads what e2e/up.sh recorded for builds in the cluster.
+func (h *harness) buildsEnv(t *testing.T) map[string]string {
+	t.Helper()
+	vars, err := loadEnvFile(filepath.Join(h.root, "builds.env"))
+	if err != nil {
+		t.Skipf("no builds in the cluster on this harness (%v): run e2e/up.sh", err)
+	}
+	return vars
+}
+
+// withBuilderConfig sets keys of the host peer's builder config.yaml for the test and
+// restores the file after it (the hooks read it at every call).
+func (h *harness) withBuilderConfig(t *testing.T, set map[string]string) {
+	t.Helper()
+	file := filepath.Join(h.root, "builder", "config.yaml")
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(data []byte) error {
+		tmp := file + ".e2e"
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, file)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(orig), "\n"), "\n") {
+		key, _, _ := strings.Cut(l, ":")
+		if _, replaced := set[strings.TrimSpace(key)]; !replaced {
+			lines = append(lines, l)
+		}
+	}
+	for k, v := range set {
+		lines = append(lines, k+": "+v)
+	}
+	t.Cleanup(func() {
+		if err := write(orig); err != nil {
+			t.Errorf("restore %s: %v", file, err)
+		}
+	})
+	if err := write([]byte(strings.Join(lines, "\n") + "\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clusterBuildConfig is the host peer's config for builds in Jobs: the registry by the
+// address pods reach, and what the Job needs.
+func clusterBuildConfig(b map[string]string) map[string]string {
+	return map[string]string{
+		"registry":           b["REGISTRY_POD"] + "/kubecc",
+		"insecureRegistries": "[" + b["REGISTRY_POD"] + "]",
+		"buildIn":            "cluster",
+		"kubeccImage":        b["KUBECC_IMAGE"],
+		"buildImages":        "{golang: " + b["GO_TOOLCHAIN_IMAGE"] + "}",
+		"buildEnv":           fmt.Sprintf("{GOPROXY: %q}", b["BUILD_GOPROXY"]),
+		"buildTimeout":       "5m",
+	}
+}
+
+var builtInCluster = regexp.MustCompile(`built in the cluster: (\S+@sha256:[0-9a-f]{64})`)
+
+// brokenPackage is a Go source package that does not compile.
+func (h *harness) brokenPackage(t *testing.T, label string) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyExample(t, dir)
+	writeFiles(t, dir, map[string]string{"broken.go": "package main\n\nfunc broken() { undefinedOnPurpose() }\n"})
+	return h.packageSource(t, dir, label)
+}
+
+func TestClusterBuild(t *testing.T) {
+	host := newHarness(t)
+	in := newInClusterHarness(t)
+	b := host.buildsEnv(t)
+	run := time.Now().Unix() % 1000000
+	label := fmt.Sprintf("cb%d_1", run)
+	var pkg, digestRef string
+
+	t.Run("1 the in-cluster peer (no toolchain) builds a Go source package in a Job, and it serves", func(t *testing.T) {
+		jobs := in.watchBuildJobs(t, in.ns)
+		peer := in.peerPod(t, "", 60*time.Second)
+		pkg = in.goPackage(t, label)
+		start := time.Now()
+		id := in.install(t, pkg)
+		t.Logf("install with a build in the cluster: %s", time.Since(start).Round(time.Millisecond))
+		if len(jobs.names()) != 1 {
+			t.Fatalf("build Jobs seen: %v, want one", jobs.names())
+		}
+		m := builtInCluster.FindStringSubmatch(in.peerPodLog(t, peer.Name))
+		if m == nil {
+			t.Fatalf("no 'built in the cluster' line in the peer log")
+		}
+		digestRef = m[1]
+		if !strings.HasPrefix(digestRef, b["REGISTRY_POD"]+"/kubecc/") {
+			t.Fatalf("image %s is not under the configured registry", digestRef)
+		}
+		in.noBuildObjects(t, in.ns, 15*time.Second)
+		name := fmt.Sprintf("cb%d", run)
+		in.deploy(t, name, id, 1)
+		in.runningPod(t, id, 60*time.Second)
+		in.mustInvoke(t, name, "put", "k", "built-in-a-job")
+		in.mustQuery(t, name, "built-in-a-job", "get", "k")
+		if pod := in.runningPod(t, id, 10*time.Second); pod.Spec.Containers[0].Image != digestRef {
+			t.Errorf("chaincode runs %s, the build Job reported %s", pod.Spec.Containers[0].Image, digestRef)
+		}
+	})
+
+	t.Run("2 the same package built locally on the host gives the same digest", func(t *testing.T) {
+		if pkg == "" {
+			t.Skip("needs scenario 1")
+		}
+		// Another repository prefix, so that the registry cannot hand back the Job's image.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := execCommand(ctx, filepath.Join(host.repo, "bin/kubecc"), "build", pkg)
+		cmd.Env = append(os.Environ(), "KUBECC_REGISTRY="+host.vars["REGISTRY"]+"/kubecc-local", "KUBECC_REGISTRY_INSECURE=true", "KUBECC_BUILD_IN=local")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kubecc build: %v", err)
+		}
+		local := strings.TrimSpace(string(out))
+		_, localDigest, _ := strings.Cut(local, "@")
+		_, jobDigest, _ := strings.Cut(digestRef, "@")
+		if localDigest == "" || localDigest != jobDigest {
+			t.Fatalf("local build %s, build Job %s: not the same image", local, digestRef)
+		}
+	})
+
+	t.Run("3 installing it on a second peer starts no Job: the registry holds it", func(t *testing.T) {
+		if pkg == "" {
+			t.Skip("needs scenario 1")
+		}
+		host.withBuilderConfig(t, clusterBuildConfig(b))
+		jobs := host.watchBuildJobs(t, host.ns)
+		off := host.peerLogOffset(t)
+		start := time.Now()
+		host.install(t, pkg)
+		t.Logf("install on the host peer: %s", time.Since(start).Round(time.Millisecond))
+		if n := jobs.names(); len(n) != 0 {
+			t.Fatalf("build Jobs %v for a package the registry holds", n)
+		}
+		if log := host.peerLogSince(t, off); !strings.Contains(log, "reused, nothing compiled") {
+			t.Fatalf("no reuse in the peer log:\n%s", kubeccLines(log))
+		}
+	})
+
+	t.Run("4 a package that does not compile fails fast with the compiler's error, nothing left", func(t *testing.T) {
+		host.withBuilderConfig(t, clusterBuildConfig(b))
+		jobs := host.watchBuildJobs(t, host.ns)
+		off := host.peerLogOffset(t)
+		bad := host.brokenPackage(t, fmt.Sprintf("cb%d_bad", run))
+		out, err := host.run(context.Background(), "peer", "lifecycle", "chaincode", "install", bad)
+		if err == nil {
+			t.Fatalf("a package that does not compile installed:\n%s", out)
+		}
+		ended := time.Now()
+		names := jobs.names()
+		if len(names) != 1 {
+			t.Fatalf("build Jobs %v, want one", names)
+		}
+		for _, started := range names {
+			if d := ended.Sub(started); d > 30*time.Second {
+				t.Errorf("install failed %s after the Job started, want within 30 s", d.Round(time.Millisecond))
+			}
+		}
+		log := host.peerLogSince(t, off)
+		if !strings.Contains(log, "undefinedOnPurpose") {
+			t.Fatalf("the compiler's error is not in the peer log:\n%s", kubeccLines(log))
+		}
+		host.noBuildObjects(t, host.ns, 10*time.Second)
+		if strings.Contains(log, "source artifact") && strings.Contains(log, "kept") {
+			t.Errorf("source artifact kept:\n%s", findLine(log, "source artifact"))
+		}
+	})
+
+	t.Run("5 an unpullable toolchain image fails the install within 15 s with the pull error", func(t *testing.T) {
+		cfg := clusterBuildConfig(b)
+		cfg["buildImages"] = "{golang: " + b["REGISTRY_POD"] + "/toolchains/missing:0}"
+		host.withBuilderConfig(t, cfg)
+		jobs := host.watchBuildJobs(t, host.ns)
+		off := host.peerLogOffset(t)
+		pkg := host.goPackage(t, fmt.Sprintf("cb%d_pull", run))
+		out, err := host.run(context.Background(), "peer", "lifecycle", "chaincode", "install", pkg)
+		ended := time.Now()
+		if err == nil {
+			t.Fatalf("installed with a missing toolchain image:\n%s", out)
+		}
+		log := host.peerLogSince(t, off)
+		if !regexp.MustCompile(`ErrImagePull|ImagePullBackOff`).MatchString(log) {
+			t.Fatalf("no pull error in the peer log:\n%s", kubeccLines(log))
+		}
+		for name, started := range jobs.names() {
+			if d := ended.Sub(started); d > 15*time.Second {
+				t.Errorf("install failed %s after Job %s started, want within 15 s", d.Round(time.Millisecond), name)
+			}
+		}
+		host.noBuildObjects(t, host.ns, 10*time.Second)
+	})
+
+	t.Run("6 the peer stops during a build: the build Job goes with it", func(t *testing.T) {
+		jobs := in.watchBuildJobs(t, in.ns)
+		peer := in.peerPod(t, "", 60*time.Second)
+		pkg := in.goPackage(t, fmt.Sprintf("cb%d_stop", run))
+		go func() { _, _ = in.run(context.Background(), "peer", "lifecycle", "chaincode", "install", pkg) }()
+		eventually(t, 60*time.Second, "a build Job", func() bool { return len(jobs.names()) > 0 })
+		if err := in.kube.CoreV1().Pods(in.ns).Delete(context.Background(), peer.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		in.noBuildObjects(t, in.ns, 30*time.Second)
+		t.Logf("build Job and pod gone %s after the peer Pod was deleted", time.Since(start).Round(time.Millisecond))
+		in.peerPod(t, peer.Name, 90*time.Second)
+	})
+}
