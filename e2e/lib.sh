@@ -62,3 +62,40 @@ MOD
 	rm -rf "$tmp"
 	mv -f "$out.new" "$out"
 }
+
+# build_cache NAMESPACE: a PersistentVolumeClaim kubecc-build-cache in NAMESPACE, bound to
+# a hostPath volume, $KUBECC_E2E_ROOT/build-cache, that outlives cluster restarts and is
+# shared by every namespace's build Jobs (config buildCache): Go's module and build
+# caches are safe for concurrent use. Needs KUBECTL.
+build_cache() {
+	local ns=$1 dir="$KUBECC_E2E_ROOT/build-cache"
+	mkdir -p "$dir"
+	chown 10001:10001 "$dir"
+	# A volume whose claim went with its namespace stays Released and binds no new claim.
+	if [ "$("$KUBECTL" get pv "kubecc-build-cache-$ns" -o jsonpath='{.status.phase}' 2>/dev/null)" = Released ]; then
+		"$KUBECTL" delete pv "kubecc-build-cache-$ns" --wait=true >/dev/null
+	fi
+	"$KUBECTL" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kubecc-build-cache-$ns}
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: kubecc-build-cache
+  claimRef: {namespace: $ns, name: kubecc-build-cache}
+  hostPath: {path: $dir, type: Directory}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: kubecc-build-cache, namespace: $ns}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: kubecc-build-cache
+  volumeName: kubecc-build-cache-$ns
+  resources: {requests: {storage: 10Gi}}
+YAML
+	wait_for 30 "build cache claim in $ns to bind" \
+		sh -c "[ \"\$('$KUBECTL' -n '$ns' get pvc kubecc-build-cache -o jsonpath='{.status.phase}')\" = Bound ]"
+}

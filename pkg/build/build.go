@@ -53,6 +53,10 @@ type Language interface {
 	// Toolchain is the command a local build runs ("go"): buildIn auto builds here
 	// when it is on PATH.
 	Toolchain() string
+	// RunsPackageCode reports whether building runs code the package chooses (npm's
+	// install and build scripts): buildIn auto then builds in the cluster, never on
+	// the peer host.
+	RunsPackageCode() bool
 	// SourceDir is the folder of the package's main code, where its kubecc.yaml
 	// lives; srcDir is the unpacked code.tar.gz.
 	SourceDir(srcDir string, md *chaincode.Metadata) string

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/kubecc/kubecc/pkg/build/golang"
+	"github.com/kubecc/kubecc/pkg/build/node"
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/image"
@@ -20,6 +21,7 @@ func New(cfg *config.Config, log io.Writer) *Pipeline {
 		Registry: reg,
 		Languages: []Language{
 			golang.New(cfg, reg, env, log),
+			node.New(cfg, reg, env, log),
 		},
 		Runner: &Local{Registry: reg, Log: log},
 		Env:    env,

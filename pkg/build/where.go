@@ -10,8 +10,9 @@ import (
 )
 
 // Where chooses, per build, where it runs: config buildIn says local, cluster, or
-// auto (here when the language's toolchain is on PATH, else in the cluster). The
-// choice never changes the image: both run the same pipeline on the same inputs.
+// auto: in the cluster for a language whose build runs package code (Node.js), else
+// here when the language's toolchain is on PATH, else in the cluster. Both run the
+// same pipeline on the same inputs.
 type Where struct {
 	Mode    string // config.BuildLocal, BuildCluster or BuildAuto
 	Local   Runner
@@ -30,7 +31,8 @@ func (w *Where) Run(ctx context.Context, p *Plan) (*Result, error) {
 		if look == nil {
 			look = exec.LookPath
 		}
-		if _, err := look(p.Language.Toolchain()); err == nil || w.Cluster == nil {
+		_, err := look(p.Language.Toolchain())
+		if w.Cluster == nil || (err == nil && !p.Language.RunsPackageCode()) {
 			mode = config.BuildLocal
 		}
 	}

@@ -307,6 +307,10 @@ func FuzzParseMetadata(f *testing.F) {
 			if md.Kind() != KindImage {
 				t.Fatalf("type %q: kind %v", md.Type, md.Kind())
 			}
+		case "node":
+			if md.Kind() != KindNode {
+				t.Fatalf("type %q: kind %v", md.Type, md.Kind())
+			}
 		default:
 			if md.Kind() != KindNone {
 				t.Fatalf("type %q: kind %v", md.Type, md.Kind())

@@ -21,6 +21,7 @@ const (
 	KindNone  Kind = iota // not ours: let the next builder try
 	KindGo                // Go source from `peer lifecycle chaincode package --lang golang`
 	KindImage             // a package naming a prebuilt image (image.json)
+	KindNode              // Node.js source from `peer lifecycle chaincode package --lang node`
 )
 
 // MetadataFile is the name of the package metadata the peer writes to the metadata dir.
@@ -73,6 +74,8 @@ func (m *Metadata) Kind() Kind {
 		return KindGo
 	case "kubecc", "k8s":
 		return KindImage
+	case "node":
+		return KindNode
 	}
 	return KindNone
 }
@@ -108,6 +111,16 @@ func Detect(srcDir, metadataDir string) (Kind, *Metadata, error) {
 		info, err := os.Stat(filepath.Join(srcDir, "src"))
 		if err != nil || !info.IsDir() {
 			return kind, md, fmt.Errorf("%s: Go package has no src/ folder", srcDir)
+		}
+	case KindNode:
+		// The peer's Node platform requires src/package.json (ValidateCodePackage:
+		// "no package.json found at the root of the chaincode package").
+		if err := md.CheckLabel(filepath.Join(metadataDir, MetadataFile)); err != nil {
+			return kind, md, err
+		}
+		info, err := os.Stat(filepath.Join(srcDir, "src", "package.json"))
+		if err != nil || !info.Mode().IsRegular() {
+			return kind, md, fmt.Errorf("%s: Node.js package has no src/package.json", srcDir)
 		}
 	}
 	return kind, md, nil

@@ -38,6 +38,9 @@ type Config struct {
 	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
 	// BaseImage is the base for Go images; empty means kubecc's built-in minimal base.
 	BaseImage string `json:"baseImage,omitempty"`
+	// NodeBaseImage is the base for Node.js images: it must hold node (and /bin/sh,
+	// which starts the chaincode). Default DefaultNodeBaseImage.
+	NodeBaseImage string `json:"nodeBaseImage,omitempty"`
 	// GOARCH of the chaincode binaries (and image platform). Default amd64.
 	GOARCH string `json:"goarch,omitempty"`
 	// Kubeconfig path; empty means in-cluster config.
@@ -115,6 +118,16 @@ const (
 // DefaultGoBuildImage is the official Go image of the toolchain kubecc is tested with.
 const DefaultGoBuildImage = "docker.io/library/golang:1.26"
 
+// DefaultNodeBaseImage is the base of Node.js chaincode images: the official Node.js
+// image of the 22 LTS line (maintained until April 2027), Debian bookworm, slim. Why
+// this one: fabric-shim 2.5.5 to 2.5.8 want Node >= 18 and Fabric's own Node runtime
+// image for 2.5.8 (fabric-nodeenv) is Node 22, so this is the line the shim is tested
+// on; glibc (not Alpine's musl) so that JavaScript behaves as on the usual build host;
+// slim: no compilers, which chaincode images never need (kubecc refuses native addons);
+// and it has /bin/sh, which kubecc's start-up line needs. A tag, not a digest: the
+// build resolves it to a digest, which enters the content hash.
+const DefaultNodeBaseImage = "docker.io/library/node:22-bookworm-slim"
+
 // BuildEnvKeys are the variables buildEnv may set: download and proxy settings only.
 func BuildEnvKeys() []string {
 	return []string{"GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB", "GOINSECURE", "GOFLAGS",
@@ -168,6 +181,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BuildIn == "" {
 		c.BuildIn = BuildAuto
+	}
+	if c.NodeBaseImage == "" {
+		c.NodeBaseImage = DefaultNodeBaseImage
 	}
 	if c.BuildImages.Golang == "" {
 		c.BuildImages.Golang = DefaultGoBuildImage
@@ -238,6 +254,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	for key, dst := range map[string]*string{
 		"KUBECC_REGISTRY":           &c.Registry,
 		"KUBECC_BASE_IMAGE":         &c.BaseImage,
+		"KUBECC_NODE_BASE_IMAGE":    &c.NodeBaseImage,
 		"KUBECC_GOARCH":             &c.GOARCH,
 		"KUBECONFIG":                &c.Kubeconfig,
 		"KUBECC_NAMESPACE":          &c.Namespace,

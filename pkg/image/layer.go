@@ -18,12 +18,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Entry is one file or directory of a layer.
+// Entry is one file, directory or symbolic link of a layer.
 type Entry struct {
 	Path string // absolute path in the image, e.g. /usr/local/bin/chaincode
 	Data []byte
 	Mode int64
 	Dir  bool
+	// Link, when set, makes the entry a symbolic link to this target (Data and Mode
+	// are not used), such as npm's node_modules/.bin links.
+	Link string
 	UID  int
 	GID  int
 }
@@ -49,15 +52,21 @@ func Layer(entries []Entry, mtime time.Time) (v1.Layer, error) {
 			Typeflag: tar.TypeReg,
 			Size:     int64(len(e.Data)),
 		}
-		if e.Dir {
+		switch {
+		case e.Dir:
 			hdr.Typeflag = tar.TypeDir
 			hdr.Name += "/"
+			hdr.Size = 0
+		case e.Link != "":
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = e.Link
+			hdr.Mode = 0o777
 			hdr.Size = 0
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", e.Path, err)
 		}
-		if !e.Dir {
+		if hdr.Typeflag == tar.TypeReg {
 			if _, err := tw.Write(e.Data); err != nil {
 				return nil, fmt.Errorf("layer %s: %w", e.Path, err)
 			}

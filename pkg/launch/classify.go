@@ -62,7 +62,8 @@ func Classify(p *corev1.Pod, container string) Status {
 		}
 		if c.Status == corev1.ConditionTrue {
 			s.Scheduled, s.Node = true, p.Spec.NodeName
-		} else if c.Reason == corev1.PodReasonUnschedulable {
+		} else if c.Reason == corev1.PodReasonUnschedulable && !strings.Contains(c.Message, "unbound immediate PersistentVolumeClaims") {
+			// (A claim still binding is not a verdict: the scheduler retries once it is.)
 			s.State, s.Err = Failed, fmt.Errorf("pod %s cannot be scheduled: %s: %s", p.Name, c.Reason, c.Message)
 			return s
 		}

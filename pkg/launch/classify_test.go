@@ -29,6 +29,8 @@ func TestClassify(t *testing.T) {
 			ContainerStatuses: container(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}})}, state: Pending, scheduled: true},
 		{name: "unschedulable", status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/1 nodes"}}},
 			state: Failed, err: "cannot be scheduled: Unschedulable: 0/1 nodes"},
+		{name: "claim still binding", status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+			Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}}}, state: Pending},
 		{name: "pull error", status: corev1.PodStatus{Conditions: []corev1.PodCondition{scheduled},
 			ContainerStatuses: container(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "back-off"}})}, state: Failed, scheduled: true, err: "ImagePullBackOff: back-off"},
 		{name: "config error", status: corev1.PodStatus{ContainerStatuses: container(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: "secret not found"}})},

@@ -139,6 +139,9 @@ func (r *Runner) jobEnv(p *build.Plan) map[string]string {
 	if c.BaseImage != "" {
 		env["KUBECC_BASE_IMAGE"] = c.BaseImage
 	}
+	if c.NodeBaseImage != "" {
+		env["KUBECC_NODE_BASE_IMAGE"] = c.NodeBaseImage
+	}
 	for k, v := range c.BuildEnv {
 		env[k] = v
 	}

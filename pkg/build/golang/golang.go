@@ -37,6 +37,9 @@ func (*Language) Type() string { return Type }
 // Toolchain is the go command.
 func (*Language) Toolchain() string { return "go" }
 
+// RunsPackageCode is false: go build runs none of the package's code.
+func (*Language) RunsPackageCode() bool { return false }
+
 // SourceDir is where `peer lifecycle chaincode package --path` pointed. A path
 // that is not an import path ("../..") would lead outside the package: then it is
 // src/, and Compile refuses the path with an error naming it.
