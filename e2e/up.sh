@@ -74,6 +74,7 @@ export REGISTRY_POD=$REGISTRY_POD
 export BUILD_GOPROXY=$(go env GOPROXY)
 ENV
 mv -f "$KUBECC_E2E_ROOT/builds.env.new" "$KUBECC_E2E_ROOT/builds.env"
+build_cache "$KUBECC_NAMESPACE"
 
 KUBECC_BUILDER_DIR="$builder" bash "$REPO_ROOT/e2e/fabric/up.sh"
 log "harness up in $((SECONDS - t0)) s: cluster env $KUBECC_E2E_ROOT/cluster/env, fabric env $KUBECC_E2E_ROOT/fabric/env, logs $KUBECC_E2E_LOGS"

@@ -221,6 +221,7 @@ secret peer0-org1-tls --from-file="$PEER_DIR/tls/server.crt" --from-file="$PEER_
 mapfile -t flags < <(msp_flags "$ORDERER_DIR/msp")
 secret orderer-msp "${flags[@]}"
 secret orderer-tls --from-file="$ORDERER_DIR/tls/server.crt" --from-file="$ORDERER_DIR/tls/server.key" --from-file="$ORDERER_DIR/tls/ca.crt"
+build_cache "$NS"
 step "namespace $NS and Secrets applied"
 
 # ---- the overlay, with the three images pinned by digest ----
@@ -238,6 +239,7 @@ insecureRegistries: [$REGISTRY_POD]
 kubeccImage: $KUBECC_IMAGE
 buildImages: {golang: $GO_TOOLCHAIN_IMAGE}
 buildEnv: {GOPROXY: "${BUILD_GOPROXY:-}"}
+buildCache: kubecc-build-cache
 CFG
 	} >"$kdir/config.yaml"
 else
