@@ -451,6 +451,12 @@ step "pushed $(tail -n1 "$KUBECC_E2E_LOGS/pause-image.log")"
 wait_component 90 kubelet node_ready_since "$START_EPOCH"
 step "node $NODE_NAME Ready"
 wait_component 60 kube-controller-manager "${KCTL[@]}" --request-timeout=3s get serviceaccount default -n default
+# The node authorizer can lag behind a new pod's binding ("no relationship found between
+# node and this object"); the kubelet's status update of that pod is then refused and
+# waits for its next change, up to 15 s later, which hides a pull error that long. The
+# kubelet's classic RBAC role covers that window on this one-node, single-tenant harness.
+"${KCTL[@]}" create clusterrolebinding kubecc-e2e-node --clusterrole=system:node --user="system:node:$NODE_NAME" \
+	--dry-run=client -o yaml | "${KCTL[@]}" apply -f - >/dev/null
 for c in "${COMPONENTS[@]}"; do alive_or_die "$c"; done
 
 cat >"$CLUSTER_DIR/env.tmp" <<EOF

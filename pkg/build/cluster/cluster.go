@@ -71,6 +71,13 @@ func (r *Runner) Run(ctx context.Context, p *build.Plan) (*build.Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	// A kubelet reports a pull error of a Job's second container only on its next
+	// sync, seconds later; an image the registry says it does not have fails now.
+	for key, ref := range map[string]string{"kubeccImage": r.Config.KubeccImage, "buildImages." + p.Language.Type(): tool} {
+		if desc, err := r.Registry.Head(ctx, ref); err == nil && desc == nil {
+			return nil, fmt.Errorf("config key %s: image %s not found in its registry", key, ref)
+		}
+	}
 	kc, err := r.Connect()
 	if err != nil {
 		return nil, err

@@ -260,3 +260,16 @@ func TestSourceArtifactRoundTripKeepsTheContentHash(t *testing.T) {
 		t.Fatalf("content hash %s after the round trip, %s before (%v)", got, want, err)
 	}
 }
+
+// A toolchain image its registry does not have fails before any Job is created.
+func TestRunnerRefusesAMissingToolchainAtOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	f.cfg.BuildImages.Golang = strings.TrimSuffix(f.cfg.Registry, "/kubecc") + "/toolchains/missing:0"
+	_, err := f.runner().Run(context.Background(), f.plan)
+	if err == nil || !strings.Contains(err.Error(), "buildImages.golang") || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("error %v", err)
+	}
+	if jobs, _ := f.kc.BatchV1().Jobs("cc").List(context.Background(), metav1.ListOptions{}); len(jobs.Items) != 0 {
+		t.Fatalf("a Job was created: %v", jobs.Items)
+	}
+}
