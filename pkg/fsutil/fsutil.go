@@ -58,14 +58,16 @@ func CopyTree(src, dst string) error {
 		case d.IsDir():
 			return os.MkdirAll(target, 0o755)
 		case d.Type().IsRegular():
-			return copyFile(path, target)
+			return CopyFile(path, target)
 		default:
 			return fmt.Errorf("copy %s: not a regular file or directory", path)
 		}
 	})
 }
 
-func copyFile(src, dst string) error {
+// CopyFile copies one regular file: 0755 when it had any exec bit, else 0644 (a
+// package's own modes, such as world-writable, do not carry over).
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -75,7 +77,11 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
+	mode := os.FileMode(0o644)
+	if info.Mode().Perm()&0o111 != 0 {
+		mode = 0o755
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
 	if err != nil {
 		return err
 	}

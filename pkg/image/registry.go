@@ -143,3 +143,17 @@ func (r *Registry) Delete(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// Pinned fetches ref for platform and returns it with its digest, which names it
+// where the reference's tag could move.
+func (r *Registry) Pinned(ctx context.Context, ref string, platform v1.Platform) (v1.Image, string, error) {
+	img, err := r.Image(ctx, ref, platform)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", ref, err)
+	}
+	return img, d.String(), nil
+}

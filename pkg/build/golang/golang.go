@@ -74,15 +74,11 @@ func (l *Language) Base(ctx context.Context) (v1.Image, string, error) {
 		img, err := image.Base(arch)
 		return img, "builtin-v1", err
 	}
-	img, err := l.reg.Image(ctx, l.cfg.BaseImage, v1.Platform{OS: "linux", Architecture: arch})
+	img, digest, err := l.reg.Pinned(ctx, l.cfg.BaseImage, v1.Platform{OS: "linux", Architecture: arch})
 	if err != nil {
-		return nil, "", fmt.Errorf("base image: %w", err)
+		return nil, "", fmt.Errorf("config key baseImage: %w", err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, "", fmt.Errorf("base image %s: %w", l.cfg.BaseImage, err)
-	}
-	return img, d.String(), nil
+	return img, digest, nil
 }
 
 // Compile builds the chaincode binary: one layer, the binary as entry point.

@@ -102,15 +102,11 @@ func (l *Language) Base(ctx context.Context) (v1.Image, string, error) {
 	if ref == "" {
 		ref = config.DefaultNodeBaseImage
 	}
-	img, err := l.reg.Image(ctx, ref, v1.Platform{OS: "linux", Architecture: l.cfg.GOARCH})
+	img, digest, err := l.reg.Pinned(ctx, ref, v1.Platform{OS: "linux", Architecture: l.cfg.GOARCH})
 	if err != nil {
 		return nil, "", fmt.Errorf("config key nodeBaseImage: %w", err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, "", fmt.Errorf("config key nodeBaseImage %s: %w", ref, err)
-	}
-	return img, d.String(), nil
+	return img, digest, nil
 }
 
 // Compile copies src/ into work, installs (and builds) with npm, and returns the
