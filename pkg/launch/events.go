@@ -21,7 +21,7 @@ type PodEvent struct {
 // podEvents follows the pod of one instance (found by its instance label: a Job
 // names its own pod).
 func (l *Launcher) podEvents(ctx context.Context, name string) <-chan PodEvent {
-	return Follow(ctx, l.Kube, l.Params.Config.Namespace, labels.Set{podspec.LabelInstance: name}.String(), l.Log)
+	return Follow(ctx, l.Kube, l.Params.Config.Namespace, labels.Set{podspec.LabelInstance: name}.String(), name, l.Log)
 }
 
 // Follow passes on the changes of the pods sel matches in ns until ctx ends (then
@@ -30,8 +30,9 @@ func (l *Launcher) podEvents(ctx context.Context, name string) <-chan PodEvent {
 // from the last resource version seen, with backoff, for as long as it takes. When
 // that version is lost, the pods are listed again before the next watch: a pod deleted
 // while the watch was down is reported deleted, not waited for forever.
-func Follow(ctx context.Context, kc kube.Client, ns, sel string, log *Log) <-chan PodEvent {
-	f := &follower{pods: kc.Pods(ns), sel: sel, log: log, out: make(chan PodEvent)}
+// what names them in log lines.
+func Follow(ctx context.Context, kc kube.Client, ns, sel, what string, log *Log) <-chan PodEvent {
+	f := &follower{pods: kc.Pods(ns), sel: sel, what: what, log: log, out: make(chan PodEvent)}
 	// The API server filters by sel; checking again here keeps a watch that does not
 	// (a test double, a proxy) from reporting another pod's end as ours.
 	var err error
@@ -45,6 +46,7 @@ func Follow(ctx context.Context, kc kube.Client, ns, sel string, log *Log) <-cha
 type follower struct {
 	pods  kube.Resource[*corev1.Pod, *corev1.PodList]
 	sel   string
+	what  string
 	match labels.Selector
 	log   *Log
 	out   chan PodEvent
@@ -67,7 +69,7 @@ func (f *follower) run(ctx context.Context) {
 			f.rv, f.relist = "", true
 			d := retry.next()
 			if ctx.Err() == nil {
-				f.log.Printf("warning: watch pods %s: %v; retrying in %s", f.sel, err, d)
+				f.log.Printf("warning: watch pods of %s: %v; retrying in %s", f.what, err, d)
 			}
 			sleep(ctx, d)
 			continue

@@ -201,7 +201,7 @@ func follow(ctx context.Context, kc kube.Client, ns, job string, log *launch.Log
 	defer logs.Wait()
 	started := false
 	sel := labels.Set{podspec.LabelInstance: job}.String()
-	for ev := range launch.Follow(ctx, kc, ns, sel, log) {
+	for ev := range launch.Follow(ctx, kc, ns, sel, job, log) {
 		if ev.Deleted {
 			return "", fmt.Errorf("build pod %s was deleted", ev.Pod.Name)
 		}
