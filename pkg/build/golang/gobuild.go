@@ -32,7 +32,6 @@
 package golang
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +46,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
+
+	tailbuf "github.com/kubecc/kubecc/pkg/tail"
 )
 
 // Options of one build.
@@ -154,10 +155,10 @@ func Build(ctx context.Context, opts Options) error {
 	if opts.Log != nil {
 		_, _ = fmt.Fprintf(opts.Log, "kubecc: go %s (%s, GOARCH=%s)\n", strings.Join(args, " "), layout.Summary, opts.GOARCH)
 	}
-	var tail tailBuffer
-	out := io.Writer(&tail)
+	tail := &tailbuf.Buffer{Max: 4 << 10} // the go command's last line names the failure
+	out := io.Writer(tail)
 	if opts.Log != nil {
-		out = io.MultiWriter(opts.Log, &tail)
+		out = io.MultiWriter(opts.Log, tail)
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = layout.Dir
@@ -165,7 +166,7 @@ func Build(ctx context.Context, opts Options) error {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Run(); err != nil {
-		if last := tail.lastLine(); last != "" {
+		if last := tail.LastLine(); last != "" {
 			return fmt.Errorf("go build %s: %w: %s", layout.Target, err, last)
 		}
 		return fmt.Errorf("go build %s: %w", layout.Target, err)
@@ -421,26 +422,6 @@ func lookupOK(env []string, key string) (string, bool) {
 		}
 	}
 	return v, found
-}
-
-// tailBuffer keeps the end of the go command's output, for the error line.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 4 << 10
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-empty line of output, which names the failure ("go:
-// go.mod requires go >= 1.99 ...", a compile error).
-func (t *tailBuffer) lastLine() string {
-	lines := bytes.Split(bytes.TrimSpace(t.b), []byte("\n"))
-	return strings.TrimSpace(string(lines[len(lines)-1]))
 }
 
 func isFile(p string) bool {

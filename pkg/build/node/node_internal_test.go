@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/kubecc/kubecc/pkg/image"
+
+	"github.com/kubecc/kubecc/pkg/tail"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -302,15 +304,15 @@ func TestCopySourceLeavesOutNodeModules(t *testing.T) {
 func mkfifo(p string) error { return syscall.Mkfifo(p, 0o644) }
 
 func TestLastLines(t *testing.T) {
-	var tb tailBuffer
+	tb := &tail.Buffer{Max: 16 << 10}
 	_, _ = tb.Write([]byte("npm error code EUSAGE\nnpm error\nnpm error `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync. Please update your lock file with `npm install` before continuing.\nnpm error\nnpm error Missing: left-pad@1.3.0 from lock file\nnpm error\nnpm error Clean install a project\nnpm error\nnpm error Usage:\nnpm error npm ci\nnpm error\nnpm error Options:\nnpm error [--install-strategy <hoisted|nested|shallow|linked>]\nnpm error A complete log of this run can be found in: /root/.npm/_logs/x.log\n"))
 	want := "code EUSAGE | `npm ci` can only install packages when your package.json and package-lock.json or npm-shrinkwrap.json are in sync. Please update your lock file with `npm install` before continuing. | Missing: left-pad@1.3.0 from lock file"
-	if got := tb.lastLines(6); got != want {
+	if got := lastLines(tb, 6); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	tb = tailBuffer{}
+	tb = &tail.Buffer{Max: 16 << 10}
 	_, _ = tb.Write([]byte("> tsc\n\nUsage:\nsrc/a.ts(1,1): error TS1005: ';' expected.\nnpm error Lifecycle script `build` failed with error:\nnpm error code 2\n"))
-	if got := tb.lastLines(3); got != "src/a.ts(1,1): error TS1005: ';' expected. | Lifecycle script `build` failed with error: | code 2" {
+	if got := lastLines(tb, 3); got != "src/a.ts(1,1): error TS1005: ';' expected. | Lifecycle script `build` failed with error: | code 2" {
 		t.Errorf("got %q", got)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubecc/kubecc/pkg/tail"
 )
 
 // InstallOptions of one npm install.
@@ -65,10 +67,10 @@ func Install(ctx context.Context, opts InstallOptions) error {
 func npm(ctx context.Context, dir string, env []string, log io.Writer, what string, args ...string) error {
 	logf(log, "npm %s (%s)", strings.Join(args, " "), what)
 	start := time.Now()
-	var tail tailBuffer
-	out := io.Writer(&tail)
+	kept := &tail.Buffer{Max: 16 << 10}
+	out := io.Writer(kept)
 	if log != nil {
-		out = io.MultiWriter(log, &tail)
+		out = io.MultiWriter(log, kept)
 	}
 	cmd := exec.CommandContext(ctx, "npm", args...)
 	cmd.Dir = dir
@@ -94,7 +96,7 @@ func npm(ctx context.Context, dir string, env []string, log io.Writer, what stri
 		return fmt.Errorf("npm %s: %w (Node.js builds need npm on PATH, or buildIn cluster)", args[0], err)
 	}
 	msg := fmt.Sprintf("%s: npm %s failed: %v", what, strings.Join(args, " "), err)
-	if last := tail.lastLines(6); last != "" {
+	if last := lastLines(kept, 6); last != "" {
 		msg += ": " + last
 	}
 	return errors.New(msg)
@@ -180,26 +182,13 @@ func writableDir(dir string) bool {
 	return true
 }
 
-// tailBuffer keeps the end of npm's output, for the error.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 16 << 10
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
 // lastLines are the last n lines of output that say something, joined by " | ":
 // npm's own "npm error" lines without the prefix, empty ones and the pointer to
 // its log file dropped, and so is the usage text npm prints after a usage error
 // (such as npm ci's lockfile out of date), which would hide the error itself.
-func (t *tailBuffer) lastLines(n int) string {
+func lastLines(t *tail.Buffer, n int) string {
 	var lines []string
-	for _, l := range bytes.Split(t.b, []byte("\n")) {
+	for _, l := range bytes.Split(t.Bytes(), []byte("\n")) {
 		s, fromNpm := strings.TrimSpace(string(l)), false
 		for _, p := range []string{"npm error", "npm ERR!"} {
 			if rest, ok := strings.CutPrefix(s, p); ok {
