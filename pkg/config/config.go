@@ -345,17 +345,27 @@ func applyTyped(c *Config, env func(string) (string, bool)) error {
 	return nil
 }
 
+// parsePairs reads key=value[,key=value]. In KUBECC_BUILD_ENV a value may hold
+// commas itself (GOPROXY=https://proxy.example,direct; NO_PROXY lists): a part that
+// does not start with a variable name and "=" continues the value before it.
 func parsePairs(key, v string) (map[string]string, error) {
 	m := map[string]string{}
+	last := ""
 	for _, kv := range splitList(v) {
 		k, val, found := strings.Cut(kv, "=")
+		if key == "KUBECC_BUILD_ENV" && last != "" && (!found || !envName.MatchString(k)) {
+			m[last] += "," + kv
+			continue
+		}
 		if !found || k == "" {
 			return nil, fmt.Errorf("env %s: want key=value[,key=value], got %q", key, kv)
 		}
-		m[k] = val
+		m[k], last = val, k
 	}
 	return m, nil
 }
+
+var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 func splitList(v string) []string {
 	var out []string

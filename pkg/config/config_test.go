@@ -119,3 +119,26 @@ func TestAllowedRegistries(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildEnvValuesMayHoldCommas(t *testing.T) {
+	c, err := Load(t.TempDir(), func(k string) (string, bool) {
+		if k == "KUBECC_BUILD_ENV" {
+			return "GOPROXY=https://proxy.example,direct,NO_PROXY=a.example,b.example", true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BuildEnv["GOPROXY"] != "https://proxy.example,direct" || c.BuildEnv["NO_PROXY"] != "a.example,b.example" || len(c.BuildEnv) != 2 {
+		t.Fatalf("buildEnv %v", c.BuildEnv)
+	}
+	if _, err := Load(t.TempDir(), func(k string) (string, bool) {
+		if k == "KUBECC_BUILD_ENV" {
+			return "PATH=/evil", true
+		}
+		return "", false
+	}); err == nil || !strings.Contains(err.Error(), "buildEnv") {
+		t.Fatalf("PATH in buildEnv: %v", err)
+	}
+}
