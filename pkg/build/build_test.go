@@ -3,28 +3,18 @@ package build
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/image"
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 )
-
-func loopbackRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 func newBuilder(t *testing.T, host string) (*Pipeline, *bytes.Buffer) {
 	t.Helper()
@@ -72,7 +62,7 @@ func TestGoBuildPushReuseAndReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles Go")
 	}
-	host := loopbackRegistry(t)
+	host := imagetest.Loopback(t)
 	b, log := newBuilder(t, host)
 	ctx := context.Background()
 	in := goPackage(t, "hello")
@@ -97,7 +87,7 @@ func TestGoBuildPushReuseAndReproducible(t *testing.T) {
 		t.Fatalf("rebuild was not a reuse: %+v\n%s", second, log)
 	}
 	// A fresh registry, same package: compiled again to the very same digest.
-	b2, _ := newBuilder(t, loopbackRegistry(t))
+	b2, _ := newBuilder(t, imagetest.Loopback(t))
 	third, err := b2.Build(ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +135,7 @@ func TestGoBuildPushReuseAndReproducible(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	host := loopbackRegistry(t)
+	host := imagetest.Loopback(t)
 	b, _ := newBuilder(t, host)
 	ctx := context.Background()
 

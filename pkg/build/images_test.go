@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 )
 
 // imagePackage lays out an unpacked image package naming ref.
@@ -29,8 +30,8 @@ func imagePackage(t *testing.T, ref string) Input {
 
 func TestAllowedRegistries(t *testing.T) {
 	ctx := context.Background()
-	push := loopbackRegistry(t)  // the registry images are pushed to
-	other := loopbackRegistry(t) // another registry an operator may allow
+	push := imagetest.Loopback(t)  // the registry images are pushed to
+	other := imagetest.Loopback(t) // another registry an operator may allow
 	b, _ := newBuilder(t, push)
 	for _, host := range []string{push, other} {
 		img, err := random.Image(64, 1)

@@ -4,15 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 )
 
 func assemble(t *testing.T, binary string, created time.Time) v1.Image {
@@ -106,9 +105,7 @@ func TestAssembledImageConfigAndLayers(t *testing.T) {
 }
 
 func TestPushHeadResolveAgainstLoopbackRegistry(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := imagetest.Loopback(t)
 	r := &Registry{Insecure: func(h string) bool { return h == host }}
 	ctx := context.Background()
 	img := assemble(t, "binary", time.Unix(0, 0))

@@ -3,9 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +20,7 @@ import (
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/image"
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 	"github.com/kubecc/kubecc/pkg/kube"
 	"github.com/kubecc/kubecc/pkg/kube/clientset"
 	"github.com/kubecc/kubecc/pkg/kube/kubetest"
@@ -48,9 +45,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, env map[string]string) *fixture {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := imagetest.Loopback(t)
 	vars := map[string]string{"KUBECC_REGISTRY": host + "/kubecc", "KUBECC_REGISTRY_INSECURE": "true", "KUBECC_NAMESPACE": "cc", "KUBECC_IMAGE": "reg/kubecc:v1"}
 	for k, v := range env {
 		vars[k] = v

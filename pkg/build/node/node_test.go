@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubecc/kubecc/pkg/build"
@@ -25,14 +22,8 @@ import (
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
 	"github.com/kubecc/kubecc/pkg/image"
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 )
-
-func loopbackRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // needNpm skips tests that run the real npm against the npm registry.
 func needNpm(t *testing.T) {
@@ -50,7 +41,7 @@ func needNpm(t *testing.T) {
 // as nodeBaseImage.
 func pipeline(t *testing.T) (*build.Pipeline, *bytes.Buffer) {
 	t.Helper()
-	host := loopbackRegistry(t)
+	host := imagetest.Loopback(t)
 	cfg, err := config.Load(t.TempDir(), func(k string) (string, bool) {
 		switch k {
 		case "KUBECC_REGISTRY":
