@@ -99,6 +99,25 @@ func (h *harness) reloadEnv(t *testing.T) {
 
 func (h *harness) tls() bool { return h.vars["CORE_PEER_TLS_ENABLED"] == "true" }
 
+// requireTLS recreates the Fabric network with TLS on when it runs with TLS off
+// (TestE2E ends on a TLS-off network).
+func (h *harness) requireTLS(t *testing.T) {
+	t.Helper()
+	if h.tls() {
+		return
+	}
+	if _, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/fabric/down.sh")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/up.sh")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	h.reloadEnv(t)
+	if !h.tls() {
+		t.Fatal("the network came back with TLS off")
+	}
+}
+
 func (h *harness) ordererArgs() []string {
 	args := []string{"-o", h.vars["ORDERER_ADDRESS"]}
 	if h.vars["ORDERER_TLS_ENABLED"] == "true" {

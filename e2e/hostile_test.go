@@ -43,19 +43,7 @@ func TestHostile(t *testing.T) {
 			h.dumpDiagnostics(t)
 		}
 	})
-	if !h.tls() {
-		// TestE2E ends on a TLS-off network; scenario 6 needs the peer to mint keys.
-		if _, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/fabric/down.sh")); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/up.sh")); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		h.reloadEnv(t)
-		if !h.tls() {
-			t.Fatal("the network came back with TLS off")
-		}
-	}
+	h.requireTLS(t) // scenario 6 needs the peer to mint keys
 
 	t.Run("1 go.mod replace to an absolute host folder is refused, nothing leaks to the registry", func(t *testing.T) {
 		dir := t.TempDir()

@@ -75,16 +75,7 @@ func TestServerless(t *testing.T) {
 			h.dumpDiagnostics(t)
 		}
 	})
-	if !h.tls() {
-		// TestE2E ends on a TLS-off network; serverless is proven with TLS on.
-		if _, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/fabric/down.sh")); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := h.run(context.Background(), "bash", filepath.Join(h.repo, "e2e/up.sh")); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		h.reloadEnv(t)
-	}
+	h.requireTLS(t) // serverless is proven with TLS on
 
 	t.Run("1 job-mode chaincode serves, scales to zero after the idle timeout, serves again", func(t *testing.T) {
 		id := h.deployJob(t, "sless", "sless_1", "3s")
