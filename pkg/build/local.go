@@ -36,12 +36,15 @@ func (l *Local) Run(ctx context.Context, p *Plan) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	digest, err := l.Registry.Push(ctx, p.Tag, img)
+	counted, up := image.CountUploads(img)
+	digest, err := l.Registry.Push(ctx, p.Tag, counted)
 	if err != nil {
 		return nil, err
 	}
 	size, _ := image.Size(img)
-	l.logf("pushed %s@%s (%d bytes compressed) in %s", p.Repo, digest, size, since(start))
+	// What went over the wire tells the operator whether layer reuse works (an
+	// unchanged dependency layer is not sent again).
+	l.logf("pushed %s@%s (%d bytes compressed; uploaded %d layers, %d bytes) in %s", p.Repo, digest, size, up.Layers(), up.Bytes(), since(start))
 	return &Result{Image: chaincode.ImageRef{Name: p.Repo, Digest: digest.String()}, Size: size}, nil
 }
 

@@ -21,8 +21,8 @@ type Unpacked struct {
 // Close removes the temporary layout.
 func (u *Unpacked) Close() error { return os.RemoveAll(u.dir) }
 
-// Unpack lays out a package file or a Go module folder as the peer would: the code
-// under SrcDir and its metadata. label names the package when src is a folder
+// Unpack lays out a package file, a Go module folder or a Node.js project folder as
+// the peer would: the code under SrcDir and its metadata. label names the package when src is a folder
 // (default: the folder's name).
 func Unpack(src, label string, limits chaincode.Limits) (*Unpacked, error) {
 	info, err := os.Stat(src)
@@ -63,17 +63,25 @@ func (u *Unpacked) fromPackage(file string, limits chaincode.Limits) error {
 	return nil
 }
 
-// fromFolder copies a Go module folder to src/ (the peer's module layout). Version
-// control and links are left out; a link is refused, as in a package.
+// fromFolder copies a Go module folder or a Node.js project folder to src/, as
+// `peer lifecycle chaincode package` lays them out. Version control and links are left
+// out (a link is refused, as in a package), and for Node.js node_modules too, which
+// the peer CLI leaves out as well: the build installs dependencies itself.
 func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) error {
-	if _, err := os.Stat(filepath.Join(folder, "go.mod")); err != nil {
-		return fmt.Errorf("%s: not a Go module folder (no go.mod)", folder)
+	lang, skip := "", map[string]bool{".git": true, ".hg": true}
+	switch {
+	case isFile(filepath.Join(folder, "go.mod")):
+		lang = "golang"
+	case isFile(filepath.Join(folder, "package.json")):
+		lang, skip["node_modules"] = "node", true
+	default:
+		return fmt.Errorf("%s: not a Go module or Node.js project folder (no go.mod or package.json)", folder)
 	}
 	if label == "" {
 		abs, _ := filepath.Abs(folder)
 		label = filepath.Base(abs)
 	}
-	md := map[string]string{"type": "golang", "path": ".", "label": label}
+	md := map[string]string{"type": lang, "path": ".", "label": label}
 	raw, _ := json.Marshal(md)
 	m, err := chaincode.ParseMetadata("metadata", raw)
 	if err != nil {
@@ -90,7 +98,7 @@ func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) err
 			return err
 		}
 		rel, _ := filepath.Rel(folder, path)
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".hg") {
+		if d.IsDir() && skip[d.Name()] {
 			return filepath.SkipDir
 		}
 		target := filepath.Join(dst, rel)
@@ -113,4 +121,9 @@ func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) err
 		}
 		return fsutil.CopyTree(path, target)
 	})
+}
+
+func isFile(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.Mode().IsRegular()
 }

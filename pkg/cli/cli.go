@@ -34,7 +34,7 @@ func App(version string) *cli.App {
 		Commands: []*cli.Command{
 			{
 				Name:      "build",
-				Usage:     "build and push the image of a Go chaincode (a module folder or a peer package file); prints name@digest",
+				Usage:     "build and push the image of a chaincode (a Go module folder, a Node.js or TypeScript project folder, or a peer package file); prints name@digest",
 				ArgsUsage: "DIR|PACKAGE.tgz",
 				Flags:     append(common, &cli.StringFlag{Name: "label", Usage: "package label when building a folder (default: the folder's name)"}),
 				Action:    buildAction,
@@ -98,7 +98,7 @@ func buildPackage(c *cli.Context, src string) (*build.Result, error) {
 	}
 	defer func() { _ = u.Close() }()
 	if u.Metadata.Kind() == chaincode.KindNone {
-		return nil, fmt.Errorf("%s: metadata.json: field \"type\": kubecc builds golang and image packages, not %q", src, u.Metadata.Type)
+		return nil, fmt.Errorf("%s: metadata.json: field \"type\": kubecc builds golang, node and image packages, not %q", src, u.Metadata.Type)
 	}
 	return b.Build(ctx, u.Input)
 }

@@ -141,3 +141,29 @@ func TestPushHeadResolveAgainstLoopbackRegistry(t *testing.T) {
 		t.Fatalf("pulled digest %s", pd)
 	}
 }
+
+func TestCountUploadsSkipsLayersTheRegistryHolds(t *testing.T) {
+	host := imagetest.Loopback(t)
+	reg := &Registry{Insecure: func(string) bool { return true }}
+	ctx := context.Background()
+	push := func(binary string) *Uploads {
+		t.Helper()
+		img, up := CountUploads(assemble(t, binary, time.Unix(0, 0)))
+		if _, err := reg.Push(ctx, host+"/cc:"+binary, img); err != nil {
+			t.Fatal(err)
+		}
+		return up
+	}
+	first := push("one")
+	if first.Layers() != 2 || first.Bytes() == 0 {
+		t.Fatalf("first push uploaded %d layers, %d bytes; want the base and the binary", first.Layers(), first.Bytes())
+	}
+	// Same base layer, new binary layer: only the binary goes up.
+	second := push("two")
+	if second.Layers() != 1 || second.Bytes() == 0 || second.Bytes() >= first.Bytes() {
+		t.Fatalf("second push uploaded %d layers, %d bytes (first: %d bytes); want only the binary layer", second.Layers(), second.Bytes(), first.Bytes())
+	}
+	if again := push("two"); again.Layers() != 0 || again.Bytes() != 0 {
+		t.Fatalf("pushing the same image again uploaded %d layers, %d bytes", again.Layers(), again.Bytes())
+	}
+}
