@@ -59,16 +59,25 @@ prepull: true
 YAML
 mv -f "$builder/config.yaml.new" "$builder/config.yaml"
 
-# What builds in the cluster need (TestClusterBuild, the in-cluster peer): the Go
-# toolchain image made from this machine's Go, kubecc's own image, and the download
-# settings of this machine's Go, recorded for the tests and the in-cluster network.
-log "build images: Go toolchain (e2e/cluster/toolimage.sh) and kubecc (make image)"
-go_image=$(bash "$REPO_ROOT/e2e/cluster/toolimage.sh" | tail -n1)
+# What builds in the cluster need (TestClusterBuild, the in-cluster peer): toolchain
+# images made from this machine's Go and (if it has it) Node.js, kubecc's own image, and
+# the download settings of this machine's Go, recorded for the tests and the in-cluster
+# network. NODE_IMAGE, also the runtime base of Node.js chaincode, is named as pods reach
+# the registry: kubecc pulls a base image itself, in build Jobs too.
+log "build images: Go and Node.js toolchains (e2e/cluster/toolimage.sh) and kubecc (make image)"
+go_image=$(bash "$REPO_ROOT/e2e/cluster/toolimage.sh" go | tail -n1)
+node_image=
+if command -v node >/dev/null; then
+	node_image=$(bash "$REPO_ROOT/e2e/cluster/toolimage.sh" node | tail -n1)
+	[[ $node_image == "$REGISTRY_ADDR"/*@sha256:* ]] || die "Node.js image '$node_image': want name@digest"
+	node_image=$REGISTRY_POD/${node_image#"$REGISTRY_ADDR"/}
+fi
 kubecc_image=$(make --no-print-directory -C "$REPO_ROOT" image | tail -n1)
 [[ $go_image == *@sha256:* && $kubecc_image == *@sha256:* ]] || die "toolchain image '$go_image', kubecc image '$kubecc_image': want name@digest"
 cat >"$KUBECC_E2E_ROOT/builds.env.new" <<ENV
 # Written by e2e/up.sh: what builds in the cluster use on this harness.
 export GO_TOOLCHAIN_IMAGE=$go_image
+export NODE_IMAGE=$node_image
 export KUBECC_IMAGE=$kubecc_image
 export REGISTRY_POD=$REGISTRY_POD
 export BUILD_GOPROXY=$(go env GOPROXY)

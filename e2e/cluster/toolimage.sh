@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Builds the Go toolchain image that in-cluster build Jobs run in, from this machine's
-# static Go toolchain (`go env GOROOT`, e.g. /usr/local/go), without a Docker daemon, and
-# pushes it to the harness registry as $REGISTRY_ADDR/toolchains/golang:<go version>
-# (e.g. 127.0.0.1:5000/toolchains/golang:1.26.8). See e2e/tools/toolimage for its layout.
+# Builds a toolchain image from this machine's toolchain, without a Docker daemon, and
+# pushes it to the harness registry (e2e/tools/toolimage describes the layouts):
+#   toolimage.sh [go]  Go, for in-cluster Go build Jobs: the static `go env GOROOT`
+#                      (e.g. /usr/local/go) as $REGISTRY_ADDR/toolchains/golang:<go version>
+#   toolimage.sh node  Node.js and npm, for Node.js build Jobs and as chaincode's runtime
+#                      base: the `node` on PATH as $REGISTRY_ADDR/toolchains/node:<node version>
 # Skips the build when the registry already has that tag. Progress goes to stderr; the
 # last line on stdout is name@digest. Needs the registry to be up (e2e/cluster/up.sh).
 #   TOOLIMAGE_FORCE=1  build and push even when the tag exists (same toolchain: same digest)
@@ -12,12 +14,26 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 t0=$SECONDS
-command -v go >/dev/null || die "go is not installed"
-GOROOT_SRC=$(go env GOROOT)
-GO_VERSION=$(go env GOVERSION)
-GO_VERSION=${GO_VERSION#go}
-REPO="toolchains/golang"
-REF="$REGISTRY_ADDR/$REPO:$GO_VERSION"
+lang=${1:-go}
+case $lang in
+go)
+	command -v go >/dev/null || die "go is not installed"
+	SRC=$(go env GOROOT)
+	VERSION=$(go env GOVERSION)
+	VERSION=${VERSION#go}
+	REPO="toolchains/golang"
+	ARGS=(-lang go -goroot "$SRC")
+	;;
+node)
+	SRC=$(command -v node) || die "node is not installed"
+	VERSION=$(node --version)
+	VERSION=${VERSION#v}
+	REPO="toolchains/node"
+	ARGS=(-lang node -node "$SRC")
+	;;
+*) die "usage: toolimage.sh [go|node]" ;;
+esac
+REF="$REGISTRY_ADDR/$REPO:$VERSION"
 TOOLS_BIN="$KUBECC_CACHE/tools/bin"
 
 curl -fsS --max-time 3 "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 ||
@@ -29,7 +45,7 @@ existing_digest() {
 		-H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		-H 'Accept: application/vnd.oci.image.index.v1+json' \
 		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-		"http://$REGISTRY_ADDR/v2/$REPO/manifests/$GO_VERSION" 2>/dev/null |
+		"http://$REGISTRY_ADDR/v2/$REPO/manifests/$VERSION" 2>/dev/null |
 		tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" {print $2}'
 }
 
@@ -52,8 +68,8 @@ cp "$REPO_ROOT/go.sum" "$mod/tools.sum" 2>/dev/null || : >"$mod/tools.sum"
 (cd "$REPO_ROOT" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -modfile="$mod/tools.mod" -trimpath -ldflags="-s -w" \
 	-o "$TOOLS_BIN/toolimage.new" ./e2e/tools/toolimage) >&2 || die "building e2e/tools/toolimage failed"
 mv -f "$TOOLS_BIN/toolimage.new" "$TOOLS_BIN/toolimage"
-log "toolimage: built the tool (+$((SECONDS - t0))s); packing $GOROOT_SRC as $REF"
+log "toolimage: built the tool (+$((SECONDS - t0))s); packing $SRC as $REF"
 
-out=$("$TOOLS_BIN/toolimage" -goroot "$GOROOT_SRC" -ref "$REF") || die "building or pushing $REF failed"
+out=$("$TOOLS_BIN/toolimage" "${ARGS[@]}" -ref "$REF") || die "building or pushing $REF failed"
 log "toolimage: done in $((SECONDS - t0))s"
 echo "$out" | tail -n1

@@ -229,7 +229,7 @@ kdir="$STATE/kustomize"
 mkdir -p "$kdir"
 overlay=$(realpath --relative-to="$kdir" "$REPO_ROOT/e2e/incluster/overlay")
 # The builder's config: the overlay's, plus what source packages need to build in the
-# cluster (this peer has no Go): build Jobs reach the registry at the node IP.
+# cluster (this peer has no Go or Node.js): build Jobs reach the registry at the node IP.
 if [ -n "${GO_TOOLCHAIN_IMAGE:-}" ] && [ -n "${REGISTRY_POD:-}" ]; then
 	{
 		grep -v '^registry: ' "$REPO_ROOT/e2e/incluster/overlay/config.yaml"
@@ -237,10 +237,12 @@ if [ -n "${GO_TOOLCHAIN_IMAGE:-}" ] && [ -n "${REGISTRY_POD:-}" ]; then
 registry: $REGISTRY_POD/kubecc
 insecureRegistries: [$REGISTRY_POD]
 kubeccImage: $KUBECC_IMAGE
-buildImages: {golang: $GO_TOOLCHAIN_IMAGE}
+buildImages: {golang: $GO_TOOLCHAIN_IMAGE${NODE_IMAGE:+, node: $NODE_IMAGE}}
 buildEnv: {GOPROXY: "${BUILD_GOPROXY:-}"}
 buildCache: kubecc-build-cache
 CFG
+		# Node.js chaincode: the harness's Node.js image is both the toolchain and the base.
+		[ -z "${NODE_IMAGE:-}" ] || echo "nodeBaseImage: $NODE_IMAGE"
 	} >"$kdir/config.yaml"
 else
 	cp "$REPO_ROOT/e2e/incluster/overlay/config.yaml" "$kdir/config.yaml"

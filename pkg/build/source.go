@@ -68,7 +68,8 @@ func (u *Unpacked) fromPackage(file string, limits chaincode.Limits) error {
 // out (a link is refused, as in a package), and for Node.js node_modules too, which
 // the peer CLI leaves out as well: the build installs dependencies itself.
 func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) error {
-	lang, skip := "", map[string]bool{".git": true, ".hg": true}
+	skip := map[string]bool{".git": true, ".hg": true}
+	var lang string
 	switch {
 	case isFile(filepath.Join(folder, "go.mod")):
 		lang = "golang"

@@ -90,7 +90,7 @@ type Config struct {
 	// BuildEnv are the download settings build Jobs get (GOPROXY, NO_PROXY, ...): the
 	// operator's, never the peer's environment.
 	BuildEnv map[string]string `json:"buildEnv,omitempty"`
-	// BuildCache names a PersistentVolumeClaim that keeps Go's module and build caches
+	// BuildCache names a PersistentVolumeClaim that keeps Go's module and build caches and npm's cache
 	// across build Jobs; empty: every Job starts cold.
 	BuildCache string `json:"buildCache,omitempty"`
 	// BuildTimeout bounds one build Job (default 10m).

@@ -50,6 +50,8 @@ func (b BuildJob) Job(cfg *config.Config) *batchv1.Job {
 		{Name: "GOPATH", Value: "/tmp/go"},
 		{Name: "GOCACHE", Value: "/tmp/go-build"},
 		{Name: "GOMODCACHE", Value: "/tmp/go-mod"},
+		// Upper case, the way images set it, so that this value replaces the image's.
+		{Name: "NPM_CONFIG_CACHE", Value: "/tmp/npm"},
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: "kubecc", MountPath: buildKubeccDir, ReadOnly: true},
@@ -60,7 +62,7 @@ func (b BuildJob) Job(cfg *config.Config) *batchv1.Job {
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmpLimit}}},
 	}
 	if cfg.BuildCache != "" {
-		env[3].Value, env[4].Value = buildCacheDir+"/go-build", buildCacheDir+"/go-mod"
+		env[3].Value, env[4].Value, env[5].Value = buildCacheDir+"/go-build", buildCacheDir+"/go-mod", buildCacheDir+"/npm"
 		mounts = append(mounts, corev1.VolumeMount{Name: "cache", MountPath: buildCacheDir})
 		volumes = append(volumes, corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: cfg.BuildCache}}})
 	}

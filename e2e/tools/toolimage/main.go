@@ -1,6 +1,9 @@
-// Command toolimage packs the Go toolchain of this machine (a static GOROOT such as
-// /usr/local/go) into a Go toolchain image and pushes it to a registry over plain HTTP
-// (the e2e harness's local registry), without a Docker daemon. Build Jobs run in it:
+// Command toolimage packs a toolchain of this machine into an image and pushes it to a
+// registry over plain HTTP (the e2e harness's local registry), without a Docker daemon.
+// It stands in for the official images of the toolchains, so that the harness needs no
+// access to Docker Hub. Two languages (-lang):
+//
+// go: the Go toolchain (a static GOROOT such as /usr/local/go), for Go build Jobs:
 //
 //	/usr/local/go                    GOROOT (its own layer: the big one), root-owned, read-only
 //	/etc/passwd, /etc/group          root and build (uid/gid 10001, HOME /tmp), the user it runs as
@@ -12,6 +15,22 @@
 // GOCACHE=/tmp/go-build, GOTOOLCHAIN=local, CGO_ENABLED=0. No shell, no libc: the toolchain
 // is static, and CGO_ENABLED=0 builds need neither. GOROOT's test/ and api/ folders and
 // every testdata/ folder are left out (-exclude): building never reads them.
+//
+// node: Node.js and npm (a dynamically linked node, e.g. /usr/bin/node), both the runtime
+// base of Node.js chaincode images (nodeBaseImage) and the toolchain of Node.js build Jobs
+// (buildImages.node), in the layout of this machine (Debian 12: /usr merged):
+//
+//	/bin, /lib, /lib64               links into /usr, as on the machine (the ELF interpreter is /lib64/...)
+//	/usr/bin/node                    the node binary
+//	/usr/lib/node_modules/npm        npm; /usr/bin/npm and npx link into it, as on the machine
+//	/usr/bin/sh -> dash, /usr/bin/env   npm runs scripts with sh, and its scripts start with #!/usr/bin/env node
+//	shared libraries                 what ldd lists for node, sh and env (links resolved), at the paths it lists
+//	/etc/passwd, /etc/group          root and node (uid/gid 10001, HOME /tmp), the user it runs as
+//	/etc/nsswitch.conf, CA bundle, /tmp (1777)
+//
+// Env: PATH=/usr/local/bin:/usr/bin:/bin, HOME=/tmp, NPM_CONFIG_CACHE=/tmp/.npm,
+// NPM_CONFIG_UPDATE_NOTIFIER=false, NODE_EXTRA_CA_CERTS (the CA bundle), NODE_VERSION;
+// command node, no entry point.
 //
 // The image is reproducible: every time is the Unix epoch, owners are numeric, modes are
 // normalised (0755 for folders and executables, 0644 otherwise), entries are sorted, so
@@ -25,7 +44,6 @@ import (
 	"io/fs"
 	"log"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -40,16 +58,31 @@ import (
 )
 
 const (
-	goroot = "/usr/local/go" // GOROOT inside the image
 	uid    = 10001
+	caPath = "/etc/ssl/certs/ca-certificates.crt" // the CA bundle in the image
 )
 
+// toolchain is what one language contributes to the image.
+type toolchain struct {
+	source  string // what was read, for the log
+	arch    string
+	title   string // the OCI title label: the official image's name
+	version string // the OCI version label, without a "go" or "v" prefix
+	desc    string
+	layers  []image.Contents
+	env     []string
+	cmd     []string
+}
+
 func main() {
-	src := flag.String("goroot", "", "the toolchain to pack, a static GOROOT (default: `go env GOROOT`)")
-	ca := flag.String("ca", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to put at /etc/ssl/certs/ca-certificates.crt")
+	lang := flag.String("lang", "go", "the toolchain to pack: go or node")
+	goSrc := flag.String("goroot", "", "-lang go: the toolchain to pack, a static GOROOT (default: `go env GOROOT`)")
+	exclude := flag.String("exclude", "test,api", "-lang go: comma list of GOROOT top-level folders to leave out (testdata folders are always left out)")
+	nodeBin := flag.String("node", "node", "-lang node: the node binary to pack (a name is looked up on PATH)")
+	npmDir := flag.String("npm", "", "-lang node: npm's folder (default: lib/node_modules/npm beside node's bin folder)")
+	ca := flag.String("ca", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to put at "+caPath)
 	ref := flag.String("ref", "", "image reference to push to over plain HTTP; empty with -dry-run")
-	arch := flag.String("arch", "", "image architecture (default: GOARCH of the toolchain's own go command, read from GOROOT/pkg/tool)")
-	exclude := flag.String("exclude", "test,api", "comma list of GOROOT top-level folders to leave out (testdata folders are always left out)")
+	arch := flag.String("arch", "", "image architecture (default: the toolchain's own: GOROOT/pkg/tool/linux_ARCH, node's ELF header)")
 	dryRun := flag.Bool("dry-run", false, "assemble and print the digest, push nothing")
 	flag.Parse()
 	log.SetFlags(0)
@@ -61,72 +94,51 @@ func main() {
 	t0 := time.Now()
 	epoch := time.Unix(0, 0).UTC()
 
-	if *src == "" {
-		out, err := exec.Command("go", "env", "GOROOT").Output()
-		if err != nil {
-			log.Fatalf("go env GOROOT: %v (set -goroot)", err)
-		}
-		*src = strings.TrimSpace(string(out))
-	}
-	version, err := goVersion(*src)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if *arch == "" {
-		if *arch, err = toolArch(*src); err != nil {
-			log.Fatal(err)
-		}
-	}
-	skip := map[string]bool{}
-	for _, s := range strings.Split(*exclude, ",") {
-		if s = strings.Trim(strings.TrimSpace(s), "/"); s != "" {
-			skip[s] = true
-		}
-	}
-	rootEntries, bytes, err := tree(*src, goroot, skip)
-	if err != nil {
-		log.Fatal(err)
-	}
-	log.Printf("read %s (%s, linux/%s): %d entries, %.1f MB in %.1fs", *src, version, *arch, len(rootEntries), float64(bytes)/1e6, time.Since(t0).Seconds())
-
 	caData, err := os.ReadFile(*ca)
 	if err != nil {
 		log.Fatal(err)
 	}
-	system := []image.Entry{
-		{Path: "/etc/passwd", Mode: 0o644, Data: []byte(fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nbuild:x:%d:%d:build:/tmp:/sbin/nologin\n", uid, uid))},
-		{Path: "/etc/group", Mode: 0o644, Data: []byte(fmt.Sprintf("root:x:0:\nbuild:x:%d:\n", uid))},
-		{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: caData},
-		{Path: "/tmp", Dir: true, Mode: 0o1777},
+	var tc toolchain
+	switch *lang {
+	case "go":
+		tc, err = goToolchain(*goSrc, *exclude, caData)
+	case "node":
+		tc, err = nodeToolchain(*nodeBin, *npmDir, caData)
+	default:
+		err = fmt.Errorf("-lang %q: want go or node", *lang)
 	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *arch != "" {
+		tc.arch = *arch
+	}
+	var entries int
+	var bytes int64
+	for _, l := range tc.layers {
+		entries += len(l.Entries)
+		for _, e := range l.Entries {
+			bytes += int64(len(e.Data))
+		}
+	}
+	log.Printf("read %s (linux/%s): %d entries, %.1f MB in %.1fs", tc.source, tc.arch, entries, float64(bytes)/1e6, time.Since(t0).Seconds())
 
-	base, err := image.Scratch(*arch)
+	base, err := image.Scratch(tc.arch)
 	if err != nil {
 		log.Fatal(err)
 	}
 	t1 := time.Now()
 	img, err := image.Assemble(base, image.Spec{
-		Layers: []image.Contents{
-			{Entries: system, CreatedBy: "toolimage: users, CA bundle, /tmp"},
-			{Entries: rootEntries, CreatedBy: "toolimage: Go toolchain " + version + " in " + goroot},
-		},
-		Env: []string{
-			"PATH=" + goroot + "/bin:/usr/local/bin:/usr/bin:/bin",
-			"HOME=/tmp",
-			"GOPATH=/tmp/go",
-			"GOMODCACHE=/tmp/go/pkg/mod",
-			"GOCACHE=/tmp/go-build",
-			"GOTOOLCHAIN=local",
-			"CGO_ENABLED=0",
-		},
+		Layers:     tc.layers,
+		Env:        tc.env,
 		WorkingDir: "/tmp",
 		Labels: map[string]string{
-			"org.opencontainers.image.title":       "golang",
-			"org.opencontainers.image.version":     strings.TrimPrefix(version, "go"),
-			"org.opencontainers.image.description": "Go toolchain " + version + " (static GOROOT, CGO_ENABLED=0, user 10001, no shell); built by kubecc's e2e/tools/toolimage",
+			"org.opencontainers.image.title":       tc.title,
+			"org.opencontainers.image.version":     tc.version,
+			"org.opencontainers.image.description": tc.desc + "; built by kubecc's e2e/tools/toolimage",
 		},
 		Created: epoch,
-		Arch:    *arch,
+		Arch:    tc.arch,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -135,10 +147,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Assemble keeps a non-root user of the base: Scratch's is not the one wanted here.
 	cf = cf.DeepCopy()
 	cf.Config.User = fmt.Sprintf("%d:%d", uid, uid)
 	cf.Config.Entrypoint = nil
-	cf.Config.Cmd = []string{"go", "version"}
+	cf.Config.Cmd = tc.cmd
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		log.Fatal(err)
 	}
@@ -177,12 +190,22 @@ func main() {
 	fmt.Printf("%s@%s\n", r.Context().Name(), d)
 }
 
-// tree returns GOROOT's folders and files as root-owned entries below dest, leaving out
-// the top-level folders in skip and every testdata folder. Modes are normalised so that
-// the host's umask does not change the digest. It also returns the bytes of file data.
-func tree(dir, dest string, skip map[string]bool) ([]image.Entry, int64, error) {
+// system are the files every toolchain image has: root and the user the image runs as
+// (named user), the CA bundle, and /tmp, where HOME and the caches live.
+func system(user string, caData []byte) []image.Entry {
+	return []image.Entry{
+		{Path: "/etc/passwd", Mode: 0o644, Data: []byte(fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:/tmp:/sbin/nologin\n", user, uid, uid, user))},
+		{Path: "/etc/group", Mode: 0o644, Data: []byte(fmt.Sprintf("root:x:0:\n%s:x:%d:\n", user, uid))},
+		{Path: caPath, Mode: 0o644, Data: caData},
+		{Path: "/tmp", Dir: true, Mode: 0o1777},
+	}
+}
+
+// tree returns dir's folders, files and links as root-owned entries below dest, leaving
+// out what skip (if set) says. Links are kept as links when they stay inside dir (npm's
+// node_modules/.bin); others would dangle in the image, so they are an error.
+func tree(dir, dest string, skip func(rel string, d fs.DirEntry) bool) ([]image.Entry, error) {
 	var out []image.Entry
-	var total int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -192,55 +215,53 @@ func tree(dir, dest string, skip map[string]bool) ([]image.Entry, int64, error) 
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if d.IsDir() && (skip[rel] || d.Name() == "testdata") {
-			return filepath.SkipDir
+		if skip != nil && skip(rel, d) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		target := path.Join(dest, rel)
 		switch {
 		case d.IsDir():
 			out = append(out, image.Entry{Path: target, Dir: true, Mode: 0o755})
 		case d.Type().IsRegular():
-			info, err := d.Info()
+			e, err := file(p, target)
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(p)
+			out = append(out, e)
+		case d.Type()&fs.ModeSymlink != 0:
+			to, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			mode := int64(0o644)
-			if info.Mode()&0o111 != 0 {
-				mode = 0o755
+			if j := path.Join(path.Dir(rel), filepath.ToSlash(to)); path.IsAbs(to) || j == ".." || strings.HasPrefix(j, "../") {
+				return fmt.Errorf("%s: links to %s, outside %s", p, to, dir)
 			}
-			out = append(out, image.Entry{Path: target, Mode: mode, Data: b})
-			total += int64(len(b))
+			out = append(out, image.Entry{Path: target, Link: to})
 		default:
-			return fmt.Errorf("%s: not a file or folder (links are not supported)", p)
+			return fmt.Errorf("%s: not a file, folder or link", p)
 		}
 		return nil
 	})
-	return out, total, err
+	return out, err
 }
 
-// goVersion reads the toolchain's version (e.g. go1.26.8) from the first line of GOROOT/VERSION.
-func goVersion(root string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, "VERSION"))
+// file is the file at p (links followed) as a root-owned entry at target, its mode
+// normalised so that the host's umask does not change the digest.
+func file(p, target string) (image.Entry, error) {
+	info, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("not a Go release GOROOT: %w", err)
+		return image.Entry{}, err
 	}
-	v, _, _ := strings.Cut(string(b), "\n")
-	v = strings.TrimSpace(v)
-	if !strings.HasPrefix(v, "go") {
-		return "", fmt.Errorf("%s/VERSION: unexpected first line %q", root, v)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return image.Entry{}, err
 	}
-	return v, nil
-}
-
-// toolArch is the architecture of the toolchain's host tools: GOROOT/pkg/tool/linux_ARCH.
-func toolArch(root string) (string, error) {
-	m, err := filepath.Glob(filepath.Join(root, "pkg", "tool", "linux_*"))
-	if err != nil || len(m) != 1 {
-		return "", fmt.Errorf("%s/pkg/tool: want exactly one linux_* folder, found %v", root, m)
+	mode := int64(0o644)
+	if info.Mode()&0o111 != 0 {
+		mode = 0o755
 	}
-	return strings.TrimPrefix(filepath.Base(m[0]), "linux_"), nil
+	return image.Entry{Path: target, Mode: mode, Data: b}, nil
 }
