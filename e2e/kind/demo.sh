@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The demo flow of e2e/demo.sh on the kind network of e2e/kind/up.sh: the example Go
-# chaincode is packaged with the peer CLI, installed (kubecc's build hook compiles it
-# and pushes the image to kind-registry:5000), approved, committed (kubecc's run hook
-# starts it as a Pod owned by the peer Pod), invoked and queried; every peer command
-# runs in the peer Pod through `kubectl exec`. Needs Docker, kind and kubectl, and a
-# network from up.sh (run it first).
+# chaincode is packaged with the peer CLI, installed (kubecc's build hook compiles it in
+# a build Job, the stock peer having no Go, and pushes the image to kind-registry:5000),
+# approved, committed (kubecc's run hook starts it as a Pod owned by the peer Pod),
+# invoked and queried; every peer command runs as the org admin in the cli Pod through
+# `kubectl exec`. Needs kubectl and a network from up.sh (run it first).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 need kubectl
-k -n "$NS" get deployment peer0-org1 >/dev/null 2>&1 || die "no peer in namespace $NS of context $KCTX: run e2e/kind/up.sh first"
+k -n "$NS" get deployment peer0-org1 cli >/dev/null 2>&1 || die "no peer and cli in namespace $NS of context $KCTX: run e2e/kind/up.sh first"
 
 step_start=0
 step() { step_start=$SECONDS; printf '\n==> %s\n' "$*"; }
@@ -20,16 +20,16 @@ label="demo_$(date +%s)"
 name="demo$(date +%s)"
 dir="/tmp/$label"
 
-step "copy examples/chaincode/go into the peer Pod"
-tar -C "$REPO_ROOT/examples/chaincode/go" -cf - . | peer_exec sh -c "mkdir -p '$dir/src' && tar -C '$dir/src' -xf -"
+step "copy examples/chaincode/go into the cli Pod"
+tar -C "$REPO_ROOT/examples/chaincode/go" -cf - . | cli_exec sh -c "mkdir -p '$dir/src' && tar -C '$dir/src' -xf -"
 done_step
 
 step "peer lifecycle chaincode package --lang golang (label $label)"
-peer_exec peer lifecycle chaincode package "$dir/cc.tgz" --path "$dir/src" --lang golang --label "$label"
+cli_exec peer lifecycle chaincode package "$dir/cc.tgz" --path "$dir/src" --lang golang --label "$label"
 done_step
 
-step "peer lifecycle chaincode install (kubecc's build hook compiles and pushes the image)"
-out=$(peer_exec peer lifecycle chaincode install "$dir/cc.tgz" 2>&1) || die "install failed: $out"
+step "peer lifecycle chaincode install (kubecc's build hook compiles it in a Job; the first pulls the Go image)"
+out=$(cli_exec peer lifecycle chaincode install "$dir/cc.tgz" 2>&1) || die "install failed: $out"
 id=$(sed -n 's/.*Chaincode code package identifier: \([^ ]*\).*/\1/p' <<<"$out")
 [ -n "$id" ] || die "install printed no package ID: $out"
 echo "    package ID: $id"
@@ -37,17 +37,17 @@ done_step
 
 step "peer lifecycle chaincode approveformyorg + commit (the peer calls kubecc's run hook)"
 common=(--channelID "$CHANNEL" --name "$name" --version 1 --sequence 1)
-peer_exec peer lifecycle chaincode approveformyorg "${ORDERER_ARGS[@]}" "${common[@]}" --package-id "$id" --waitForEvent
-peer_exec peer lifecycle chaincode commit "${ORDERER_ARGS[@]}" "${PEER_ARGS[@]}" "${common[@]}"
+cli_exec peer lifecycle chaincode approveformyorg "${ORDERER_ARGS[@]}" "${common[@]}" --package-id "$id" --waitForEvent
+cli_exec peer lifecycle chaincode commit "${ORDERER_ARGS[@]}" "${PEER_ARGS[@]}" "${common[@]}"
 done_step
 
 step "peer chaincode invoke put greeting hello"
-peer_exec peer chaincode invoke "${ORDERER_ARGS[@]}" "${PEER_ARGS[@]}" -C "$CHANNEL" -n "$name" \
+cli_exec peer chaincode invoke "${ORDERER_ARGS[@]}" "${PEER_ARGS[@]}" -C "$CHANNEL" -n "$name" \
 	-c '{"Args":["put","greeting","hello"]}' --waitForEvent 2>&1 | sed -n 's/.*\(Chaincode invoke successful.*\)/    \1/p'
 done_step
 
 step "peer chaincode query get greeting"
-result=$(peer_exec peer chaincode query -C "$CHANNEL" -n "$name" -c '{"Args":["get","greeting"]}')
+result=$(cli_exec peer chaincode query -C "$CHANNEL" -n "$name" -c '{"Args":["get","greeting"]}')
 printf '    result: %s\n' "$result"
 [ "$result" = hello ] || die "query returned '$result', want hello"
 done_step
@@ -55,5 +55,5 @@ done_step
 step "the chaincode pod (owned by the peer Pod)"
 k -n "$NS" get pods -l app.kubernetes.io/managed-by=kubecc \
 	-o custom-columns='NAME:.metadata.name,STATUS:.status.phase,OWNER:.metadata.ownerReferences[0].name,IMAGE:.spec.containers[0].image' | sed 's/^/    /'
-peer_exec rm -rf "$dir"
+cli_exec rm -rf "$dir"
 printf '\nThe network is still up (kubectl --context %s -n %s get pods); e2e/kind/down.sh deletes it.\n' "$KCTX" "$NS"

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # kubecc on kind, for machines with Docker: needs a running Docker engine, kind and
-# kubectl on PATH (and network access to Docker Hub and the Go module proxy).
+# kubectl on PATH (and network access to Docker Hub and the Go module proxy). kubecc is
+# installed exactly as in any other cluster: its own image plus the install kit.
 #
 #   1. a local registry container kind-registry (127.0.0.1:5001 on the host,
 #      kind-registry:5000 on the "kind" Docker network), as in kind's local-registry guide;
 #   2. a kind cluster (kind-config.yaml) whose containerd pulls both names over plain HTTP;
-#   3. the peer image localhost:5001/kubecc-peer:3.1.1: hyperledger/fabric-peer:3.1.1 plus
-#      kubecc's hooks at /opt/kubecc/bin, a Go toolchain (the build hook compiles Go
-#      chaincode) and cryptogen/configtxgen/osnadmin, all built from this checkout and
-#      the Go module proxy inside Docker (no Go needed on the host);
+#   3. kubecc's image kind-registry:5000/kubecc/kubecc:dev, made by `make image` in a Go
+#      container (no Go needed on the host), and the admin's CLI image
+#      localhost:5001/kubecc-kind-tools:3.1.1 (peer CLI, cryptogen, configtxgen, osnadmin);
 #   4. crypto material from cryptogen and the channel's genesis block from configtxgen,
 #      stored as Secrets (peer0-org1-msp, peer0-org1-tls, orderer-msp, orderer-tls,
 #      fabric-admin, fabric-channel);
-#   5. manifests/*.yaml applied verbatim (no placeholders), then the orderer joined to
-#      mychannel with osnadmin and the peer with `peer channel join`.
-# Idempotent: a second run rebuilds the peer image and re-applies the manifests, but keeps
-# the crypto material (delete the namespace or run down.sh for a new network).
-# Then: bash e2e/kind/demo.sh. Cluster name: KIND_CLUSTER_NAME (default kubecc).
+#   5. overlay/ applied with `kubectl apply -k` (the stock peer, orderer and CLI of
+#      manifests/ plus the kit: deploy/base and the deploy/peer component), both images
+#      pinned by the digests just pushed; then the orderer joined to mychannel with
+#      osnadmin and the peer with `peer channel join`, both from the cli Pod.
+# Idempotent: a second run rebuilds the images (a changed kubecc rolls the peer) and
+# re-applies, but keeps the crypto material (delete the namespace or run down.sh for a
+# new network). Then: bash e2e/kind/demo.sh. Cluster name: KIND_CLUSTER_NAME (default kubecc).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -52,39 +54,54 @@ if [ "$(docker inspect -f '{{json .NetworkSettings.Networks.kind}}' "$REG_NAME")
 	docker network connect kind "$REG_NAME"
 fi
 
-# ---- 3. peer image ---------------------------------------------------------------------
-log "building $PEER_IMAGE (kubecc hooks, Go, Fabric tools; first build takes a few minutes)"
-mkdir -p "$work/image/src"
-tar -C "$REPO_ROOT" --exclude=./.git --exclude=./bin --exclude=./.e2e -cf - . | tar -C "$work/image/src" -xf -
-cat >"$work/image/Dockerfile" <<DOCKERFILE
+# ---- 3. images -------------------------------------------------------------------------
+# kubecc's own image, made by the project's own tool (`make image`, i.e. `kubecc image
+# self`, no Docker build) in a Go container on the "kind" network, which pushes it to
+# the registry container by the name nodes and pods use. The checkout goes in as a tar
+# stream, so that make writes nothing into it; .git goes along for the image's revision
+# and date (the same commit gives the same digest).
+log "building kubecc's image with make image in $GO_IMAGE: $KUBECC_REPO:$KUBECC_TAG"
+docker volume create "$GO_CACHE_VOLUME" >/dev/null
+KUBECC_IMAGE=$(tar -C "$REPO_ROOT" --exclude=./bin --exclude=./.e2e -cf - . |
+	docker run --rm -i --network kind -v "$GO_CACHE_VOLUME:/cache" -e GOMODCACHE=/cache/mod -e GOCACHE=/cache/build \
+		"$GO_IMAGE" sh -c 'set -e; mkdir /src; tar -C /src --no-same-owner -xf -
+			make -C /src --no-print-directory image IMAGE_REPO="$1" VERSION="$2" IMAGE_FLAGS=--insecure' \
+		sh "$KUBECC_REPO" "$KUBECC_TAG" | tail -n1)
+[[ $KUBECC_IMAGE == "$KUBECC_REPO@sha256:"* ]] || die "make image printed '$KUBECC_IMAGE', not $KUBECC_REPO@sha256:..."
+log "pushed $KUBECC_IMAGE"
+
+# The admin's CLI image: the peer CLI and core.yaml of the very peer image the network
+# runs (its binary is static), the other Fabric tools from the Go module proxy, on a Go
+# image (packaging Go chaincode runs `go list`). Built and pushed by the host's Docker.
+log "building $TOOLS_IMAGE (Fabric tools; the first build takes a few minutes)"
+docker build -t "$TOOLS_IMAGE" - >&2 <<DOCKERFILE
 FROM $GO_IMAGE AS build
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath
-WORKDIR /src
-COPY src/ ./
-RUN go build -tags grpcnotrace -ldflags '-s -w' -o /out/kubecc/bin/ ./detect ./build ./release ./run && \\
-	go build -tags grpcnotrace -ldflags '-s -w' -o /out/kubecc/bin/run-pod ./run-pod
-RUN GOBIN=/out/fabric go install \\
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath \\
 	-ldflags '-X github.com/hyperledger/fabric/common/metadata.Version=$FABRIC_VERSION' \\
 	github.com/hyperledger/fabric/cmd/cryptogen@$FABRIC_MODULE_VERSION \\
 	github.com/hyperledger/fabric/cmd/configtxgen@$FABRIC_MODULE_VERSION \\
 	github.com/hyperledger/fabric/cmd/osnadmin@$FABRIC_MODULE_VERSION
 
-FROM hyperledger/fabric-peer:$FABRIC_VERSION
-COPY --from=build /usr/local/go /usr/local/go
-COPY --from=build /out/fabric/ /usr/local/bin/
-COPY --from=build /out/kubecc/bin/ /opt/kubecc/bin/
-ENV PATH=/usr/local/go/bin:\$PATH
+FROM hyperledger/fabric-peer:$FABRIC_VERSION AS peer
+
+FROM $GO_IMAGE
+COPY --from=peer /usr/local/bin/peer /usr/local/bin/peer
+COPY --from=peer /etc/hyperledger/fabric/ /etc/hyperledger/fabric/
+COPY --from=build /out/ /usr/local/bin/
+ENV FABRIC_CFG_PATH=/etc/hyperledger/fabric
 DOCKERFILE
-docker build -t "$PEER_IMAGE" "$work/image" >&2
-docker push "$PEER_IMAGE" >&2
-log "pushed $PEER_IMAGE"
+push_out=$(docker push "$TOOLS_IMAGE" | tee /dev/stderr)
+tools_digest=$(sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p' <<<"$push_out" | tail -n1)
+[ -n "$tools_digest" ] || die "docker push $TOOLS_IMAGE printed no digest"
+TOOLS_PINNED="${TOOLS_IMAGE%:*}@$tools_digest"
+log "pushed $TOOLS_PINNED"
 
 # ---- 4. crypto material and genesis block ----------------------------------------------
-k apply -f "$MANIFESTS/00-namespace.yaml" >/dev/null
-tools() { # TOOL ARGS...: a Fabric tool from the peer image, on $work/crypto as /work
+k apply -f "$KIND_DIR/manifests/namespace.yaml" >/dev/null
+tools() { # TOOL ARGS...: a Fabric tool from the CLI image, on $work/crypto as /work
 	local tool=$1
 	shift
-	docker run --rm --user "$(id -u):$(id -g)" -v "$work/crypto:/work" -w /work --entrypoint "$tool" "$PEER_IMAGE" "$@"
+	docker run --rm --user "$(id -u):$(id -g)" -v "$work/crypto:/work" -w /work --entrypoint "$tool" "$TOOLS_IMAGE" "$@"
 }
 # msp_keys DIR: kubectl --from-file flags for an MSP folder, under the fixed names the
 # manifests map back into cacerts/ signcerts/ keystore/ tlscacerts/.
@@ -222,28 +239,26 @@ YAML
 	log "crypto material and genesis block stored as Secrets in $NS"
 fi
 
-# ---- 5. manifests, channel -------------------------------------------------------------
-restart=false
-if k -n "$NS" get deployment peer0-org1 >/dev/null 2>&1; then restart=true; fi
-k apply -f "$MANIFESTS" >/dev/null
-if [ "$restart" = true ]; then
-	# A rebuilt peer image under the same tag: a new Pod pulls it (imagePullPolicy Always).
-	# The ledger is an emptyDir, so the peer joins the channel again below.
-	k -n "$NS" rollout restart deployment/peer0-org1 >/dev/null
-fi
-k -n "$NS" rollout status deployment/orderer --timeout=300s
-k -n "$NS" rollout status deployment/peer0-org1 --timeout=300s
+# ---- 5. the network with kubecc, channel -----------------------------------------------
+k apply -f "$KIND_DIR/local-registry-hosting.yaml" >/dev/null
+# overlay/ with this run's images by digest: a changed kubecc image rolls the peer.
+pin_kustomization "$work/kustomize" "$KUBECC_IMAGE" "$TOOLS_PINNED"
+k apply -k "$work/kustomize" | sed 's/^/  /' >&2
+k -n "$NS" rollout status deployment/orderer --timeout=300s >&2
+k -n "$NS" rollout status deployment/cli --timeout=300s >&2
+k -n "$NS" rollout status deployment/peer0-org1 --timeout=300s >&2
 
 # osnadmin talks to the orderer's admin endpoint with the orderer org admin's TLS client cert.
 osn=(--orderer-address "$ORDERER_SVC:7053" --ca-file /etc/hyperledger/admin/orderer-tlsca.pem
 	--client-cert /etc/hyperledger/admin/osnadmin/client.crt --client-key /etc/hyperledger/admin/osnadmin/client.key)
-if ! peer_exec osnadmin channel list "${osn[@]}" 2>/dev/null | grep -q "\"$CHANNEL\""; then
-	peer_exec osnadmin channel join "${osn[@]}" --channelID "$CHANNEL" --config-block "/etc/hyperledger/channel/$CHANNEL.block" >/dev/null
+if ! cli_exec osnadmin channel list "${osn[@]}" 2>/dev/null | grep -q "\"$CHANNEL\""; then
+	cli_exec osnadmin channel join "${osn[@]}" --channelID "$CHANNEL" --config-block "/etc/hyperledger/channel/$CHANNEL.block" >/dev/null
 	log "orderer joined $CHANNEL"
 fi
-if ! peer_exec peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; then
+# The ledger is an emptyDir: a new peer Pod (a new kubecc image) joins again.
+if ! cli_exec peer channel getinfo -c "$CHANNEL" >/dev/null 2>&1; then
 	end=$((SECONDS + 60))
-	until peer_exec peer channel join -b "/etc/hyperledger/channel/$CHANNEL.block"; do
+	until cli_exec peer channel join -b "/etc/hyperledger/channel/$CHANNEL.block"; do
 		[ "$SECONDS" -lt "$end" ] || die "the peer could not join $CHANNEL"
 		sleep 2 # the orderer elects itself raft leader first
 	done
