@@ -89,8 +89,9 @@ func (h *harness) buildsEnv(t *testing.T) map[string]string {
 	return vars
 }
 
-// withBuilderConfig sets keys of the host peer's builder config.yaml for the test and
-// restores the file after it (the hooks read it at every call).
+// withBuilderConfig sets keys of the host peer's builder config.yaml for the test (an
+// empty value removes the key) and restores the file after it (the hooks read it at
+// every call).
 func (h *harness) withBuilderConfig(t *testing.T, set map[string]string) {
 	t.Helper()
 	file := filepath.Join(h.root, "builder", "config.yaml")
@@ -113,7 +114,9 @@ func (h *harness) withBuilderConfig(t *testing.T, set map[string]string) {
 		}
 	}
 	for k, v := range set {
-		lines = append(lines, k+": "+v)
+		if v != "" {
+			lines = append(lines, k+": "+v)
+		}
 	}
 	t.Cleanup(func() {
 		if err := write(orig); err != nil {
