@@ -3,7 +3,6 @@
 # (SC2034: the variables here are used by the scripts that source this file.)
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-FABRIC_HOME="$KUBECC_CACHE/fabric-$FABRIC_VERSION"
 FABRIC_BIN="$FABRIC_HOME/bin"
 FABRIC_DIR="$KUBECC_E2E_ROOT/fabric"          # network state; removed by down.sh
 FABRIC_PIDS="$KUBECC_E2E_ROOT/pids"
@@ -69,8 +68,10 @@ stop_pid() {
 start_daemon() {
 	local name=$1 envfile=$2; shift 2
 	rm -f "$FABRIC_PIDS/$name.pid"
+	# The daemon keeps no descriptor of its starter beyond stdio: a lock the starter
+	# holds (flock around a test run) must not live on in the peer and its hooks.
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	setsid env -i HOME="$HOME" PATH="$PATH" bash -c 'echo $$ >"$1"; . "$2"; shift 2; exec "$@"' start-"$name" \
+	setsid env -i HOME="$HOME" PATH="$PATH" bash -c 'echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done 2>/dev/null; . "$2"; shift 2; exec "$@"' start-"$name" \
 		"$FABRIC_PIDS/$name.pid" "$envfile" "$@" </dev/null >>"$KUBECC_E2E_LOGS/$name.log" 2>&1 &
 	local end=$((SECONDS + 5))
 	until [ -s "$FABRIC_PIDS/$name.pid" ]; do
