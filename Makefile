@@ -5,13 +5,13 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # grpcnotrace drops grpc's x/net/trace (and html/template): run is one process per
 # chaincode, and its memory is mostly its own executable (docs/benchmarks.md, P5).
 TAGS    := grpcnotrace
-HOOKS   := detect build release run run-pod
+HOOKS   := detect build release run run-serverless
 
 .PHONY: all hooks cli image test unit fuzz e2e e2e-up e2e-down demo bench lint clean
 
 all: hooks cli
 
-# run-pod: the lean twin of run (no relay, no gRPC) that run hands resident launches to.
+# run-serverless: run with the serverless relay (gRPC), which run hands job-mode launches to.
 hooks:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./,$(HOOKS))

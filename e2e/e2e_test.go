@@ -80,8 +80,8 @@ func TestE2E(t *testing.T) {
 		h.mustInvoke(t, "gocc", "put", "a", "1")
 		h.mustQuery(t, "gocc", "1", "get", "a")
 		// run handed the resident launch to its lean build, under the same pid.
-		if exe := h.runExe(t, goID); filepath.Base(exe) != "run-pod" {
-			t.Errorf("the resident chaincode's run process is %s, want run-pod", exe)
+		if exe := h.runExe(t, goID); filepath.Base(exe) != "run" {
+			t.Errorf("the resident chaincode's run process is %s, want run (no relay)", exe)
 		}
 	})
 

@@ -446,7 +446,7 @@ func TestInCluster(t *testing.T) {
 			base := path.Base(f)
 			switch {
 			case base == "sh" || base == "bash" || base == "busybox" || base == "go" || base == "gofmt",
-				base == "kubecc" || base == "detect" || base == "build" || base == "release" || base == "run" || base == "run-pod",
+				base == "kubecc" || base == "detect" || base == "build" || base == "release" || base == "run" || base == "run-serverless",
 				strings.Contains(f, "kubeconfig") || strings.Contains(f, "/.kube/"):
 				t.Errorf("peer image has %s", f)
 			}

@@ -28,7 +28,7 @@ func runProcesses(packageID string) int {
 			continue
 		}
 		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 1 && (strings.HasSuffix(args[0], "/bin/run") || strings.HasSuffix(args[0], "/bin/run-pod")) && strings.Contains(args[1], want) {
+		if len(args) > 1 && (strings.HasSuffix(args[0], "/bin/run") || strings.HasSuffix(args[0], "/bin/run-serverless")) && strings.Contains(args[1], want) {
 			n++
 		}
 	}

@@ -243,8 +243,8 @@ func TestNode(t *testing.T) {
 		host.deploy(t, label, id, 1)
 		host.mustInvoke(t, label, "put", "k", "v1")
 		host.mustQuery(t, label, "v1", "get", "k")
-		if exe := host.runExe(t, id); filepath.Base(exe) != "run" {
-			t.Errorf("the serverless chaincode's run process is %s, want run (with the relay)", exe)
+		if exe := host.runExe(t, id); filepath.Base(exe) != "run-serverless" {
+			t.Errorf("the serverless chaincode's run process is %s, want run-serverless (with the relay)", exe)
 		}
 		last := time.Now()
 		eventually(t, 15*time.Second, "no pod, job or secret after the idle timeout", func() bool { return host.nothingLeft(t, id) })

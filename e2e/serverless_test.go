@@ -81,8 +81,8 @@ func TestServerless(t *testing.T) {
 		id := h.deployJob(t, "sless", "sless_1", "3s")
 		h.mustInvoke(t, "sless", "put", "k", "v1")
 		h.mustQuery(t, "sless", "v1", "get", "k")
-		if exe := h.runExe(t, id); filepath.Base(exe) != "run" {
-			t.Errorf("the serverless chaincode's run process is %s, want run (with the relay)", exe)
+		if exe := h.runExe(t, id); filepath.Base(exe) != "run-serverless" {
+			t.Errorf("the serverless chaincode's run process is %s, want run-serverless (with the relay)", exe)
 		}
 		last := time.Now()
 		time.Sleep(3 * time.Second)

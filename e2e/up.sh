@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 t0=$SECONDS
-[ -x "$REPO_ROOT/bin/run-pod" ] || make -C "$REPO_ROOT" all >&2
+[ -x "$REPO_ROOT/bin/run-serverless" ] || make -C "$REPO_ROOT" all >&2
 bash "$REPO_ROOT/e2e/cluster/install.sh"
 bash "$REPO_ROOT/e2e/fabric/install.sh"
 bash "$REPO_ROOT/e2e/cluster/up.sh"
@@ -20,7 +20,7 @@ bash "$REPO_ROOT/e2e/cluster/up.sh"
 KUBECC_NAMESPACE="${KUBECC_NAMESPACE:-kubecc}"
 builder="$KUBECC_E2E_ROOT/builder"
 mkdir -p "$builder/bin"
-for h in detect build release run run-pod; do
+for h in detect build release run run-serverless; do
 	cp -f "$REPO_ROOT/bin/$h" "$builder/bin/.$h.new" && mv -f "$builder/bin/.$h.new" "$builder/bin/$h"
 done
 "$KUBECTL" get namespace "$KUBECC_NAMESPACE" >/dev/null 2>&1 || "$KUBECTL" create namespace "$KUBECC_NAMESPACE" >/dev/null

@@ -1,6 +1,9 @@
-// Package runhook is the run hook shared by two binaries: run, which can launch
-// both modes, and run-pod, its lean twin for resident chaincode that leaves the
-// serverless relay (and gRPC) out. Each main passes what it links.
+// Package runhook is the run hook shared by two binaries: run, which launches
+// resident chaincode and leaves the serverless relay (and gRPC) out, and
+// run-serverless, which links the relay. Each main passes what it links. The peer
+// calls run; a resident launch, the common case and the one a peer restart waits for
+// once per chaincode, so starts no second program: every package a binary links adds
+// to its start-up before main runs.
 package runhook
 
 import (
@@ -19,13 +22,14 @@ import (
 	"github.com/kubecc/kubecc/pkg/podspec"
 )
 
-// PodOnlyName is the lean build that serves resident launches; make puts it beside run.
-const PodOnlyName = "run-pod"
+// ServerlessName is the build with the relay that serves job-mode launches; make
+// puts it beside run.
+const ServerlessName = "run-serverless"
 
 // Serverless runs a job-mode launch (serverless.Run).
 type Serverless func(ctx context.Context, kc kube.Client, p *podspec.Params, rc *chaincode.RunConfig, log *launch.Log, host string) error
 
-// Main is the run hook. serverless is nil in run-pod.
+// Main is the run hook. serverless is nil in run.
 func Main(serverless Serverless) {
 	hook.Main("run", os.Args[1:], "BUILD_OUTPUT_DIR RUN_METADATA_DIR", func(ctx context.Context, args []string) error {
 		return run(ctx, args[0], args[1], serverless)
@@ -56,14 +60,8 @@ func run(ctx context.Context, bld, runDir string, serverless Serverless) error {
 		return err
 	}
 	if p.Mode.Serverless() && serverless == nil {
-		return fmt.Errorf("%s: launch mode job needs bin/run; %s launches resident chaincode only", bld, PodOnlyName)
-	}
-	if !p.Mode.Serverless() && serverless != nil {
-		// A resident launch lives as long as its chaincode; hand it to the lean
-		// build beside this one (no relay, no gRPC: a third less memory per chaincode).
-		if err := execPodOnly(); err != nil {
-			log.Printf("warning: %v; going on in %s", err, os.Args[0])
-		}
+		// Same pid for the peer to signal, same arguments and environment.
+		return execServerless(bld)
 	}
 	kc, err := kube.Connect(cfg)
 	if err != nil {
@@ -85,20 +83,16 @@ func run(ctx context.Context, bld, runDir string, serverless Serverless) error {
 	return err
 }
 
-// execPodOnly replaces this process with run-pod, same arguments and environment: the
-// peer keeps the same pid to signal. It returns only if that cannot be done; a
-// missing run-pod is no error (run does the launch itself).
-func execPodOnly() error {
+// execServerless replaces this process with run-serverless; it returns only if that
+// cannot be done.
+func execServerless(bld string) error {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find %s: %w", PodOnlyName, err)
+		return fmt.Errorf("%s: launch mode job: find %s: %w", bld, ServerlessName, err)
 	}
-	lean := filepath.Join(filepath.Dir(self), PodOnlyName)
-	if _, err := os.Stat(lean); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := syscall.Exec(lean, os.Args, os.Environ()); err != nil {
-		return fmt.Errorf("exec %s: %w", lean, err)
+	next := filepath.Join(filepath.Dir(self), ServerlessName)
+	if err := syscall.Exec(next, os.Args, os.Environ()); err != nil {
+		return fmt.Errorf("%s: launch mode job needs %s beside %s: exec: %w", bld, ServerlessName, self, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-// Package selfimage builds kubecc's own image: the four hooks, run-pod and the CLI
+// Package selfimage builds kubecc's own image: the four hooks, run-serverless and the CLI
 // under /opt/kubecc/bin, and the small install command that copies them into a volume
 // (the image has no shell, so no cp). An init container from this image is how kubecc
 // gets into a stock peer Pod; the same files layered on a peer image make a custom one.
@@ -22,10 +22,10 @@ const (
 	Install = Dir + "/install"
 )
 
-// Binaries lists what goes under /opt/kubecc/bin: the hooks the peer calls, run's
-// lean twin and the CLI (build Jobs run it).
+// Binaries lists what goes under /opt/kubecc/bin: the hooks the peer calls,
+// run-serverless (which run hands job-mode launches to) and the CLI (build Jobs run it).
 func Binaries() []string {
-	return []string{"detect", "build", "release", "run", "run-pod", "kubecc"}
+	return []string{"detect", "build", "release", "run", "run-serverless", "kubecc"}
 }
 
 // InstallBinary is the name of the copier in bin/ of a kubecc build.

@@ -108,9 +108,9 @@ func TestBuildOnABaseKeepsIt(t *testing.T) {
 
 func TestBuildNamesAMissingBinary(t *testing.T) {
 	bin := fakeBin(t, "x-")
-	_ = os.Remove(filepath.Join(bin, "run-pod"))
+	_ = os.Remove(filepath.Join(bin, "run-serverless"))
 	_, err := Build(Options{BinDir: bin, Arch: "amd64"})
-	if err == nil || !strings.Contains(err.Error(), "run-pod") || !strings.Contains(err.Error(), "make") {
+	if err == nil || !strings.Contains(err.Error(), "run-serverless") || !strings.Contains(err.Error(), "make") {
 		t.Fatalf("error %v", err)
 	}
 }
