@@ -69,9 +69,12 @@ start_daemon() {
 	local name=$1 envfile=$2; shift 2
 	rm -f "$FABRIC_PIDS/$name.pid"
 	# The daemon keeps no descriptor of its starter beyond stdio: a lock the starter
-	# holds (flock around a test run) must not live on in the peer and its hooks.
+	# holds (flock around a test run) must not live on in the peer and its hooks. The
+	# 2>/dev/null goes on each close, not on the loop: bash keeps fd 2 in a spare
+	# descriptor during a redirected loop, the loop would close that, and the daemon's
+	# stderr (Fabric's log) would stay /dev/null.
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	setsid env -i HOME="$HOME" PATH="$PATH" bash -c 'echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done 2>/dev/null; . "$2"; shift 2; exec "$@"' start-"$name" \
+	setsid env -i HOME="$HOME" PATH="$PATH" bash -c 'echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-" 2>/dev/null; done; . "$2"; shift 2; exec "$@"' start-"$name" \
 		"$FABRIC_PIDS/$name.pid" "$envfile" "$@" </dev/null >>"$KUBECC_E2E_LOGS/$name.log" 2>&1 &
 	local end=$((SECONDS + 5))
 	until [ -s "$FABRIC_PIDS/$name.pid" ]; do
