@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TAGS    := grpcnotrace
 HOOKS   := detect build release run run-serverless
 
-.PHONY: all hooks cli image test unit fuzz e2e e2e-up e2e-down demo bench lint clean
+.PHONY: all hooks cli image test unit fuzz e2e e2e-up e2e-down demo bench soak lint clean
 
 all: hooks cli
 
@@ -53,6 +53,12 @@ demo: all
 
 bench: all
 	bash e2e/bench.sh
+
+# Not part of bench or CI: SOAK_DURATION (default 10m) of writes under injected faults
+# (pods deleted, API server and peer restarted), then every committed write read back
+# (docs/benchmarks.md, S1). It breaks the harness on purpose while it runs.
+soak: all
+	BENCH_ONLY=S1 BENCH_MAKE=soak bash e2e/bench.sh
 
 lint:
 	bash e2e/lint.sh

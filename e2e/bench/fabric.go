@@ -44,6 +44,24 @@ func e2eRoot() string {
 	return "/tmp/kubecc-e2e"
 }
 
+// harnessVars reads the plain assignments of the harness's env files (e2e/up.sh writes
+// them), such as builds.env, without a shell.
+func harnessVars(files ...string) (map[string]string, error) {
+	b := map[string]string{}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(e2eRoot(), f))
+		if err != nil {
+			return nil, fmt.Errorf("%w (bring the harness up with e2e/up.sh)", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && !strings.HasPrefix(k, "#") {
+				b[k] = strings.Trim(v, `"`)
+			}
+		}
+	}
+	return b, nil
+}
+
 func openNetwork(repo string) (*network, error) {
 	n := &network{root: e2eRoot(), repo: repo, vars: map[string]string{}, ns: "kubecc"}
 	for _, f := range []string{"cluster/env", "fabric/env"} {
@@ -159,18 +177,31 @@ var packageIDLine = regexp.MustCompile(`Chaincode code package identifier: (\S+)
 
 // deploy installs a package file and approves and commits it as name, sequence 1.
 func (n *network) deploy(ctx context.Context, name, pkg string) (string, error) {
+	id, err := n.install(ctx, pkg)
+	if err != nil {
+		return "", err
+	}
+	return id, n.approveCommit(ctx, name, id)
+}
+
+// install installs a package file (again: no error) and returns its package ID.
+func (n *network) install(ctx context.Context, pkg string) (string, error) {
 	out, err := n.run(ctx, "peer", "lifecycle", "chaincode", "install", pkg)
 	if err != nil && !strings.Contains(out, "already successfully installed") {
 		return "", err
 	}
-	var id string
 	if m := packageIDLine.FindStringSubmatch(out); m != nil {
-		id = m[1]
-	} else if out, err = n.run(ctx, "peer", "lifecycle", "chaincode", "calculatepackageid", pkg); err == nil {
-		id = strings.TrimSpace(out)
-	} else {
+		return m[1], nil
+	}
+	out, err = n.run(ctx, "peer", "lifecycle", "chaincode", "calculatepackageid", pkg)
+	if err != nil {
 		return "", err
 	}
+	return strings.TrimSpace(out), nil
+}
+
+// approveCommit approves and commits packageID as name, sequence 1.
+func (n *network) approveCommit(ctx context.Context, name, packageID string) error {
 	orderer := []string{"-o", n.vars["ORDERER_ADDRESS"]}
 	if n.vars["ORDERER_TLS_ENABLED"] == "true" {
 		orderer = append(orderer, "--tls", "--cafile", n.vars["ORDERER_CA"])
@@ -180,25 +211,32 @@ func (n *network) deploy(ctx context.Context, name, pkg string) (string, error) 
 		peers = append(peers, "--tlsRootCertFiles", n.vars["CORE_PEER_TLS_ROOTCERT_FILE"])
 	}
 	common := []string{"--channelID", n.vars["CHANNEL"], "--name", name, "--version", "1", "--sequence", "1"}
-	args := append(append([]string{"lifecycle", "chaincode", "approveformyorg"}, orderer...), append(common, "--package-id", id, "--waitForEvent")...)
+	args := append(append([]string{"lifecycle", "chaincode", "approveformyorg"}, orderer...), append(common, "--package-id", packageID, "--waitForEvent")...)
 	if _, err := n.run(ctx, "peer", args...); err != nil {
-		return "", err
+		return err
 	}
 	args = append(append(append([]string{"lifecycle", "chaincode", "commit"}, orderer...), peers...), common...)
-	if _, err := n.run(ctx, "peer", args...); err != nil {
-		return "", err
-	}
-	return id, nil
+	_, err := n.run(ctx, "peer", args...)
+	return err
 }
 
-// kubeccPackage writes an image package of the example chaincode with bin/kubecc.
+// kubeccPackage writes an image package of the example Go chaincode with bin/kubecc.
 func (n *network) kubeccPackage(ctx context.Context, dir, label string, extra ...string) (string, error) {
+	return n.kubeccPackageOf(ctx, "examples/chaincode/go", nil, dir, label, extra...)
+}
+
+// kubeccPackageOf writes an image package of the chaincode in src (a folder of the
+// repository; "" when extra names an --image) with bin/kubecc, whose environment gets
+// env on top of the harness registry's settings.
+func (n *network) kubeccPackageOf(ctx context.Context, src string, env []string, dir, label string, extra ...string) (string, error) {
 	pkg := filepath.Join(dir, label+".tgz")
 	args := append([]string{"package", "--label", label, "-o", pkg}, extra...)
-	args = append(args, "examples/chaincode/go")
+	if src != "" {
+		args = append(args, src)
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(n.repo, "bin/kubecc"), args...)
 	cmd.Dir = n.repo
-	cmd.Env = append(os.Environ(), "KUBECC_REGISTRY="+n.vars["REGISTRY"]+"/kubecc", "KUBECC_REGISTRY_INSECURE=true")
+	cmd.Env = append(append(os.Environ(), "KUBECC_REGISTRY="+n.vars["REGISTRY"]+"/kubecc", "KUBECC_REGISTRY_INSECURE=true"), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("kubecc package: %w\n%s", err, out)
 	}

@@ -6,13 +6,14 @@
 //
 //	QUICK=1           fewer runs (N=2)
 //	N=7               runs per figure (default 5, QUICK: 2)
-//	BENCH_ONLY=P1,P3  run only these benchmarks
+//	BENCH_ONLY=P1,P3  run only these benchmarks (the only way to run a Manual one, S1)
 //	BENCH_OUT=FILE    the Markdown file to update (default docs/benchmarks.md)
 //	KO=PATH           the ko binary (P1), built by e2e/bench.sh
 //	REGISTRY=H:P      the harness registry (default 127.0.0.1:5000)
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -29,7 +30,10 @@ import (
 type Benchmark struct {
 	ID    string // P1, P2, ...: also the name of its section markers
 	Title string
-	Run   func(ctx context.Context, env *Env) (string, error) // returns the section's Markdown body
+	// Manual benchmarks run only when BENCH_ONLY names them: the soak (S1) takes the
+	// harness for many minutes and breaks it on purpose, which `make bench` must not.
+	Manual bool
+	Run    func(ctx context.Context, env *Env) (string, error) // returns the section's Markdown body
 }
 
 var benchmarks []Benchmark
@@ -113,7 +117,13 @@ func selectBenchmarks(only string) ([]Benchmark, error) {
 	all := append([]Benchmark(nil), benchmarks...)
 	sort.SliceStable(all, func(i, j int) bool { return idLess(all[i].ID, all[j].ID) })
 	if strings.TrimSpace(only) == "" {
-		return all, nil
+		var out []Benchmark
+		for _, b := range all {
+			if !b.Manual {
+				out = append(out, b)
+			}
+		}
+		return out, nil
 	}
 	want := map[string]bool{}
 	for _, id := range strings.Split(only, ",") {
@@ -170,16 +180,18 @@ func repoRoot() (string, error) {
 	}
 }
 
-// command reconstructs how the benchmarks were started, for the report.
+// command reconstructs how the benchmarks were started, for the report. BENCH_MAKE
+// is the make target that set BENCH_ONLY itself (soak), when not bench.
 func command() string {
+	target := os.Getenv("BENCH_MAKE")
 	var vars []string
-	for _, k := range []string{"QUICK", "N", "BENCH_ONLY"} {
-		if v := os.Getenv(k); v != "" {
+	for _, k := range []string{"QUICK", "N", "BENCH_ONLY", "SOAK_DURATION", "SOAK_SEED", "SOAK_FAULT_EVERY"} {
+		if v := os.Getenv(k); v != "" && (k != "BENCH_ONLY" || target == "") {
 			vars = append(vars, k+"="+v)
 		}
 	}
 	if os.Getenv("MAKELEVEL") != "" {
-		return strings.Join(append([]string{"make bench"}, vars...), " ")
+		return strings.Join(append([]string{"make " + cmp.Or(target, "bench")}, vars...), " ")
 	}
 	return strings.Join(append(vars, "bash e2e/bench.sh"), " ")
 }

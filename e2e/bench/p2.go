@@ -16,17 +16,112 @@ func init() {
 	register(Benchmark{ID: "P2", Title: "resident launch: chaincode stopped → first query served (kubecc pod vs local process)", Run: runP2})
 }
 
-// p2Side is one of the two chaincodes P2 relaunches.
+// p2Side is one chaincode that P2 (and P7) relaunch.
 type p2Side struct {
 	what   string
 	name   string
 	id     string
+	pod    bool // a kubecc pod, whose container process is told from run by its environment
 	stop   func(ctx context.Context) error
 	first  Sample // wall time of the first query after the stop
 	launch Sample // the peer's chaincode_launch_duration of that relaunch
 	second Sample // the query right after it (chaincode running)
 	runAt  Sample // the peer started the run hook, seconds after the query was sent
 	ccAt   Sample // the chaincode process started, seconds after the query was sent
+	own    Sample // that process started → the peer's launch ended (the chaincode registered)
+}
+
+// relaunchRuns is how many relaunches P2 and P7 measure per chaincode.
+func relaunchRuns(env *Env) int {
+	if env.Quick {
+		return 3
+	}
+	return 10
+}
+
+// kubeccPodStop stops a resident kubecc chaincode the way P2 forces a relaunch, and
+// waits until the peer can have seen it go.
+func kubeccPodStop(n *network, id string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		zero := int64(0)
+		list, err := n.kube.CoreV1().Pods(n.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubecc"})
+		if err != nil {
+			return err
+		}
+		deleted := 0
+		for _, p := range list.Items {
+			if p.Annotations["kubecc.io/package-id"] == id && p.DeletionTimestamp == nil {
+				if err := n.kube.CoreV1().Pods(n.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+					return err
+				}
+				deleted++
+			}
+		}
+		if deleted == 0 {
+			return fmt.Errorf("no pod of %s to delete", id)
+		}
+		// The pod object goes at once, and run exits when it sees that; the kubelet
+		// kills the container a little later, and only then does the peer see the
+		// chaincode's stream close. So wait for the chaincode process itself.
+		if !waitProcs(func() []localProc { return envProcs(id) }, 30*time.Second) {
+			return fmt.Errorf("chaincode process of %s still there 30 s after its pod was deleted", id)
+		}
+		if !waitProcs(func() []localProc { return runProcs(id) }, 30*time.Second) {
+			return fmt.Errorf("run of %s still there 30 s after its pod was deleted", id)
+		}
+		return n.waitNoPods(ctx, id, 30*time.Second)
+	}
+}
+
+// relaunch stops the chaincode, then times the query that makes the peer launch it
+// again and the one after it, and reads when its processes started and what the
+// peer's launch histogram counted.
+func (s *p2Side) relaunch(ctx context.Context, env *Env, n *network, i int) error {
+	if err := s.stop(ctx); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // let the peer finish deregistering
+	before, err := scrapePeer(ctx, n)
+	if err != nil {
+		return err
+	}
+	t0 := uptimeNow()
+	start := time.Now()
+	if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
+		return fmt.Errorf("first query of %s after stop %d: %w", s.name, i, err)
+	}
+	s.first = append(s.first, time.Since(start).Seconds())
+	// procbuilder's run script execs the chaincode: one process, started when
+	// the peer ran the hook. kubecc's run starts a pod whose container process
+	// is the chaincode.
+	if v, ok := startedSince(runProcs(s.id), t0); ok {
+		s.runAt = append(s.runAt, v)
+	} else if v, ok := startedSince(chaincodeProcs(s.id), t0); ok {
+		s.runAt = append(s.runAt, v)
+	}
+	cc, ccOK := startedSince(envProcs(s.id), t0)
+	if ccOK && s.pod {
+		s.ccAt = append(s.ccAt, cc)
+	}
+	start = time.Now()
+	if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
+		return fmt.Errorf("second query of %s: %w", s.name, err)
+	}
+	s.second = append(s.second, time.Since(start).Seconds())
+	after, err := scrapePeer(ctx, n)
+	if err != nil {
+		return err
+	}
+	c, mean := histDelta(before, after, "chaincode_launch_duration", label("chaincode", s.id), label("success", "true"))
+	if c != 1 {
+		env.Logf("%s: %v launches counted by the peer during run %d", s.name, c, i)
+		return nil
+	}
+	s.launch = append(s.launch, mean)
+	if ccOK && s.pod {
+		s.own = append(s.own, mean-cc)
+	}
+	return nil
 }
 
 func runP2(ctx context.Context, env *Env) (string, error) {
@@ -40,10 +135,7 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 		return "", err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	runs := 10
-	if env.Quick {
-		runs = 3
-	}
+	runs := relaunchRuns(env)
 	tag := strings.ToLower(env.RunID)
 
 	kName, kID, bName, bID, err := deployPair(ctx, n, dir, "p2"+tag)
@@ -52,36 +144,7 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 	}
 
 	defer stopChaincodes(context.WithoutCancel(ctx), n, kID, bID)
-	kube := &p2Side{what: "kubecc, resident pod", name: kName, id: kID}
-	kube.stop = func(ctx context.Context) error {
-		zero := int64(0)
-		list, err := n.kube.CoreV1().Pods(n.ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kubecc"})
-		if err != nil {
-			return err
-		}
-		deleted := 0
-		for _, p := range list.Items {
-			if p.Annotations["kubecc.io/package-id"] == kID && p.DeletionTimestamp == nil {
-				if err := n.kube.CoreV1().Pods(n.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-					return err
-				}
-				deleted++
-			}
-		}
-		if deleted == 0 {
-			return fmt.Errorf("no pod of %s to delete", kID)
-		}
-		// The pod object goes at once, and run exits when it sees that; the kubelet
-		// kills the container a little later, and only then does the peer see the
-		// chaincode's stream close. So wait for the chaincode process itself.
-		if !waitProcs(func() []localProc { return envProcs(kID) }, 30*time.Second) {
-			return fmt.Errorf("chaincode process of %s still there 30 s after its pod was deleted", kID)
-		}
-		if !waitProcs(func() []localProc { return runProcs(kID) }, 30*time.Second) {
-			return fmt.Errorf("run of %s still there 30 s after its pod was deleted", kID)
-		}
-		return n.waitNoPods(ctx, kID, 30*time.Second)
-	}
+	kube := &p2Side{what: "kubecc, resident pod", name: kName, id: kID, pod: true, stop: kubeccPodStop(n, kID)}
 	base := &p2Side{what: "procbuilder, local process", name: bName, id: bID}
 	base.stop = func(context.Context) error {
 		ps := chaincodeProcs(bID)
@@ -102,44 +165,8 @@ func runP2(ctx context.Context, env *Env) (string, error) {
 			order = []*p2Side{base, kube}
 		}
 		for _, s := range order {
-			if err := s.stop(ctx); err != nil {
+			if err := s.relaunch(ctx, env, n, i); err != nil {
 				return "", err
-			}
-			time.Sleep(200 * time.Millisecond) // let the peer finish deregistering
-			before, err := scrapePeer(ctx, n)
-			if err != nil {
-				return "", err
-			}
-			t0 := uptimeNow()
-			start := time.Now()
-			if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
-				return "", fmt.Errorf("first query of %s after stop %d: %w", s.name, i, err)
-			}
-			s.first = append(s.first, time.Since(start).Seconds())
-			// procbuilder's run script execs the chaincode: one process, started when
-			// the peer ran the hook. kubecc's run starts a pod whose container process
-			// is the chaincode.
-			if v, ok := startedSince(runProcs(s.id), t0); ok {
-				s.runAt = append(s.runAt, v)
-			} else if v, ok := startedSince(chaincodeProcs(s.id), t0); ok {
-				s.runAt = append(s.runAt, v)
-			}
-			if v, ok := startedSince(envProcs(s.id), t0); ok && s == kube {
-				s.ccAt = append(s.ccAt, v)
-			}
-			start = time.Now()
-			if _, err := n.contract(s.name).EvaluateTransaction("get", "k"); err != nil {
-				return "", fmt.Errorf("second query of %s: %w", s.name, err)
-			}
-			s.second = append(s.second, time.Since(start).Seconds())
-			after, err := scrapePeer(ctx, n)
-			if err != nil {
-				return "", err
-			}
-			if c, mean := histDelta(before, after, "chaincode_launch_duration", label("chaincode", s.id), label("success", "true")); c == 1 {
-				s.launch = append(s.launch, mean)
-			} else {
-				env.Logf("P2: %s: %v launches counted by the peer during run %d", s.name, c, i)
 			}
 		}
 	}

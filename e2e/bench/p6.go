@@ -17,21 +17,9 @@ func init() {
 // built before), in a Job with no cache volume (every Job cold), and in a Job with
 // the harness's cache volume; then an unchanged rebuild, which must start no Job.
 func runP6(ctx context.Context, env *Env) (string, error) {
-	root := os.Getenv("KUBECC_E2E_ROOT")
-	if root == "" {
-		root = "/tmp/kubecc-e2e"
-	}
-	b := map[string]string{}
-	for _, f := range []string{"builds.env", "cluster/env"} {
-		data, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			return "", fmt.Errorf("%w (bring the harness up with e2e/up.sh)", err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && !strings.HasPrefix(k, "#") {
-				b[k] = strings.Trim(v, `"`)
-			}
-		}
+	b, err := harnessVars("builds.env", "cluster/env")
+	if err != nil {
+		return "", err
 	}
 	kubecc := filepath.Join(env.Root, "bin", "kubecc")
 	src := filepath.Join(env.Root, "examples", "chaincode", "go")
