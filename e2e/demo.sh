@@ -3,6 +3,7 @@
 # peer with kubecc as its external builder; the example Go chaincode is packaged with the
 # peer CLI, installed (kubecc builds and pushes its image), approved, committed (kubecc
 # runs it as a pod), invoked and queried. The network stays up: `make e2e-down` stops it.
+# KUBECC_FABRIC_VERSION picks the Fabric release (e2e/lib.sh).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,7 +12,7 @@ step_start=0
 step() { step_start=$(date +%s%N); printf '\n==> %s\n' "$*"; }
 done_step() { printf '    done in %d ms\n' $((($(date +%s%N) - step_start) / 1000000)); }
 
-step "harness: cluster, registry, Fabric network (first run builds Kubernetes and Fabric: ~20 min)"
+step "harness: cluster, registry, Fabric v$FABRIC_VERSION network (first run builds Kubernetes and Fabric: ~20 min)"
 # A fresh channel, so the demo can be run again and again.
 bash "$REPO_ROOT/e2e/fabric/down.sh" >/dev/null 2>&1 || true
 bash "$REPO_ROOT/e2e/up.sh" 2>&1 | sed 's/^/    /'

@@ -11,8 +11,36 @@ KUBECC_E2E_LOGS="$KUBECC_E2E_ROOT/logs"
 
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-FABRIC_MODULE_VERSION="v1.4.0-rc1.0.20250510200036-435a7f1a780a" # = Fabric v3.1.1
-FABRIC_VERSION="3.1.1"
+
+# Fabric releases the harness builds from the Go module proxy, chosen with
+# KUBECC_FABRIC_VERSION. Fabric's v2+ tags are no Go module versions (the module has no
+# /v2 or /v3 path), so a release is the pseudo-version of its tag's commit. The proxy here
+# serves github.com/hyperledger/fabric at the versions below only: it refuses the
+# pseudo-versions of v3.1.5 (v1.4.0-rc1.0.20260618074816-86c1172bec37), v2.5.16
+# (v1.4.0-rc1.0.20260617221605-f871cf92a026) and v2.4.9, so those run only from binaries
+# supplied by hand (KUBECC_FABRIC_HOME, below).
+FABRIC_DEFAULT_VERSION=v3.1.1
+fabric_module_version() {
+	case "$1" in
+	v3.1.1) echo v1.4.0-rc1.0.20250510200036-435a7f1a780a ;;
+	*) return 1 ;;
+	esac
+}
+
+# fabric_select VERSION: sets FABRIC_VERSION (no "v": Fabric's own spelling, used in image
+# tags), FABRIC_MODULE_VERSION (empty when the proxy does not serve VERSION) and
+# FABRIC_HOME (bin/ and config/). KUBECC_FABRIC_HOME names a folder of binaries and
+# sampleconfig built elsewhere, for a version the proxy does not serve; install.sh then
+# only checks it.
+fabric_select() {
+	FABRIC_VERSION="${1#v}"
+	FABRIC_MODULE_VERSION=$(fabric_module_version "v$FABRIC_VERSION") || FABRIC_MODULE_VERSION=""
+	FABRIC_HOME="${KUBECC_FABRIC_HOME:-$KUBECC_CACHE/fabric-$FABRIC_VERSION}"
+}
+fabric_select "${KUBECC_FABRIC_VERSION:-$FABRIC_DEFAULT_VERSION}"
+# Further releases whose core scenarios e2e/run-e2e.sh runs after the full suite on the
+# default: none while the proxy serves no second release (v2.5.16 would go here).
+FABRIC_CORE_VERSIONS=()
 
 REGISTRY_ADDR="127.0.0.1:5000"
 
@@ -99,3 +127,11 @@ YAML
 	wait_for 30 "build cache claim in $ns to bind" \
 		sh -c "[ \"\$('$KUBECTL' -n '$ns' get pvc kubecc-build-cache -o jsonpath='{.status.phase}')\" = Bound ]"
 }
+
+# "${DETACH[@]}" CMD... &: runs CMD in a new session with no descriptor of this shell
+# beyond stdio (redirect those at the call), so that a lock held around a harness
+# command (flock) does not live on in the daemons it starts; $! is the daemon's pid
+# (setsid and bash exec, they do not fork). The 2>/dev/null goes on each close: bash
+# keeps a redirected loop's fd 2 in a spare descriptor, which the loop would close.
+# shellcheck disable=SC2016,SC2034 # expanded by the inner bash; used by the scripts
+DETACH=(setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -le 2 ] || eval "exec $fd>&-" 2>/dev/null; done; exec "$@"' detach)

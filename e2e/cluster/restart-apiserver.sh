@@ -16,7 +16,7 @@ wait_gone 10 "$pid" || die "kube-apiserver $pid did not stop"
 log "kube-apiserver stopped; down for ${down_for}s"
 sleep "$down_for"
 logf="$KUBECC_E2E_LOGS/kube-apiserver.log"
-setsid "${args[@]}" >>"$logf" 2>&1 </dev/null &
+"${DETACH[@]}" "${args[@]}" >>"$logf" 2>&1 </dev/null &
 echo $! >"$PID_DIR/kube-apiserver.pid"
 port=$(printf '%s\n' "${args[@]}" | sed -n 's/^--secure-port=//p')
 end=$((SECONDS + 60))

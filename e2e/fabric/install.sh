@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds stock Fabric binaries (peer, orderer, configtxgen, cryptogen, osnadmin) from the
-# Go module proxy into $KUBECC_CACHE/fabric-$FABRIC_VERSION/{bin,config}. Idempotent.
+# Go module proxy into $KUBECC_CACHE/fabric-$FABRIC_VERSION/{bin,config}, for the release
+# KUBECC_FABRIC_VERSION names (default and pins: lib.sh). Idempotent. With
+# KUBECC_FABRIC_HOME it builds nothing and only checks that folder.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-FABRIC_HOME="$KUBECC_CACHE/fabric-$FABRIC_VERSION"
 BINS=(peer orderer configtxgen cryptogen osnadmin)
 CONFIGS=(core.yaml orderer.yaml configtx.yaml)
 FABRIC_COMMIT="${FABRIC_MODULE_VERSION##*-}"
@@ -21,6 +22,10 @@ if installed; then
 	log "fabric $FABRIC_VERSION already installed in $FABRIC_HOME"
 	exit 0
 fi
+[ -z "${KUBECC_FABRIC_HOME:-}" ] ||
+	die "KUBECC_FABRIC_HOME=$KUBECC_FABRIC_HOME lacks bin/{${BINS[*]}} or config/{${CONFIGS[*]}}"
+[ -n "$FABRIC_MODULE_VERSION" ] ||
+	die "the Go module proxy serves no Fabric v$FABRIC_VERSION here (built versions: e2e/lib.sh); for another release set KUBECC_FABRIC_HOME to a folder with its binaries in bin/ and its sampleconfig in config/"
 
 command -v go >/dev/null || die "go not found"
 t0=$SECONDS

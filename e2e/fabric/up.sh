@@ -2,7 +2,8 @@
 # Starts a one-org Fabric network (one etcdraft orderer, peer0.org1.example.com) on this
 # machine with channel "mychannel" joined, state in $KUBECC_E2E_ROOT/fabric. Idempotent.
 #
-# Env: KUBECC_BUILDER_DIR (external builder folder holding bin/; default
+# Env: KUBECC_FABRIC_VERSION (the Fabric release, e2e/lib.sh; another one recreates the
+# network), KUBECC_BUILDER_DIR (external builder folder holding bin/; default
 # $KUBECC_E2E_ROOT/builder), PEER_TLS (true|false, default true; false runs the whole
 # network without TLS, since a peer with TLS off cannot pull blocks from a TLS orderer),
 # FABRIC_BATCH_TIMEOUT (default 100ms), FABRIC_NODE_LOGGING_SPEC (default
@@ -32,7 +33,7 @@ for h in detect build release run; do
 		mv -f "$PROCBUILDER_DIR/bin/.$h.new" "$PROCBUILDER_DIR/bin/$h"
 done
 BUILDERS="kubecc:$KUBECC_BUILDER_DIR,procbuilder:$PROCBUILDER_DIR"
-PARAMS="fabric=$FABRIC_VERSION peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT builders=$BUILDERS"
+PARAMS="fabric=$FABRIC_VERSION${KUBECC_FABRIC_HOME:+@$KUBECC_FABRIC_HOME} peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT builders=$BUILDERS"
 
 t_up=$(now_ns)
 export PATH="$FABRIC_BIN:$PATH"
@@ -119,6 +120,14 @@ cryptogen generate --config="$FABRIC_DIR/crypto-config.yaml" --output="$FABRIC_O
 
 # --- channel genesis block ------------------------------------------------------------
 if [ "$ORDERER_TLS" = true ]; then consenter_port=$ORDERER_PORT; else consenter_port=$ORDERER_CLUSTER_PORT; fi
+# The newest capabilities each release knows: configtxgen and the nodes of an older release
+# refuse a channel that requires one they do not know (channel V3_0 came with 3.0,
+# application V2_5 with 2.5).
+case "$FABRIC_VERSION" in
+2.[0-4].*) channel_cap=V2_0 app_cap=V2_0 ;;
+2.*) channel_cap=V2_0 app_cap=V2_5 ;;
+*) channel_cap=V3_0 app_cap=V2_5 ;;
+esac
 mkdir -p "$FABRIC_DIR/configtx"
 cat >"$FABRIC_DIR/configtx/configtx.yaml" <<YAML
 Organizations:
@@ -143,9 +152,9 @@ Organizations:
       Endorsement: {Type: Signature, Rule: "OR('Org1MSP.peer')"}
 
 Capabilities:
-  Channel: &ChannelCapabilities {V3_0: true}
+  Channel: &ChannelCapabilities {$channel_cap: true}
   Orderer: &OrdererCapabilities {V2_0: true}
-  Application: &ApplicationCapabilities {V2_5: true}
+  Application: &ApplicationCapabilities {$app_cap: true}
 
 Application: &ApplicationDefaults
   Organizations:
@@ -309,6 +318,9 @@ write_peer_env "$FABRIC_DIR/peer.env"
 	printf 'export ORDERER_ADMIN_TLS_CERT=%q\n' "$ORDERER_DIR/tls/server.crt"
 	printf 'export ORDERER_ADMIN_TLS_KEY=%q\n' "$ORDERER_DIR/tls/server.key"
 	printf 'export CHANNEL=%q\n' "$CHANNEL_NAME"
+	# so that a test that recreates the network (up.sh) keeps this release
+	printf 'export KUBECC_FABRIC_VERSION=%q\n' "v$FABRIC_VERSION"
+	if [ -n "${KUBECC_FABRIC_HOME:-}" ]; then printf 'export KUBECC_FABRIC_HOME=%q\n' "$KUBECC_FABRIC_HOME"; fi
 	printf 'export PEER_OPERATIONS=%q\n' "$PEER_OPS"
 	printf 'export ORDERER_OPERATIONS=%q\n' "$ORDERER_OPS"
 	printf 'export PEER_CHAINCODE_ADDRESS=%q\n' "$IP:$PEER_CC_PORT"

@@ -11,6 +11,10 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# Only the default Fabric release runs in the cluster: its images come from the module
+# proxy, whatever release KUBECC_FABRIC_VERSION gives the host network.
+export KUBECC_FABRIC_VERSION="$FABRIC_DEFAULT_VERSION" KUBECC_FABRIC_HOME=
+fabric_select "$FABRIC_DEFAULT_VERSION"
 
 STATIC_HOME="$KUBECC_CACHE/fabric-$FABRIC_VERSION-static"
 BINS=(peer orderer)

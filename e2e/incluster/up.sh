@@ -15,12 +15,15 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# Only the default Fabric release runs in the cluster: its images come from the module
+# proxy, whatever release KUBECC_FABRIC_VERSION gives the host network.
+export KUBECC_FABRIC_VERSION="$FABRIC_DEFAULT_VERSION" KUBECC_FABRIC_HOME=
+fabric_select "$FABRIC_DEFAULT_VERSION"
 
 NS=fabric-incluster
 CHANNEL=incluster
 STATE="$KUBECC_E2E_ROOT/incluster"
 ORGS="$STATE/organizations"
-FABRIC_HOME="$KUBECC_CACHE/fabric-$FABRIC_VERSION"
 FABRIC_BIN="$FABRIC_HOME/bin"
 # Host ports (hostNetwork; the host-process harness uses 7050-7053, 8443 and 9443).
 ORDERER_PORT=8050
