@@ -71,9 +71,9 @@ func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) err
 	skip := map[string]bool{".git": true, ".hg": true}
 	var lang string
 	switch {
-	case isFile(filepath.Join(folder, "go.mod")):
+	case fsutil.IsFile(filepath.Join(folder, "go.mod")):
 		lang = "golang"
-	case isFile(filepath.Join(folder, "package.json")):
+	case fsutil.IsFile(filepath.Join(folder, "package.json")):
 		lang, skip["node_modules"] = "node", true
 	default:
 		return fmt.Errorf("%s: not a Go module or Node.js project folder (no go.mod or package.json)", folder)
@@ -122,9 +122,4 @@ func (u *Unpacked) fromFolder(folder, label string, limits chaincode.Limits) err
 		}
 		return fsutil.CopyTree(path, target)
 	})
-}
-
-func isFile(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && info.Mode().IsRegular()
 }

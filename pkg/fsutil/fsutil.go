@@ -91,3 +91,9 @@ func CopyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// IsFile reports whether p is a regular file (a link to one counts; a folder does not).
+func IsFile(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.Mode().IsRegular()
+}

@@ -47,6 +47,7 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 
+	"github.com/kubecc/kubecc/pkg/fsutil"
 	tailbuf "github.com/kubecc/kubecc/pkg/tail"
 )
 
@@ -89,7 +90,7 @@ func DetectLayout(srcDir, importPath string) (Layout, error) {
 		return Layout{}, err
 	}
 	src := filepath.Join(srcDir, "src")
-	if isFile(filepath.Join(src, "go.mod")) {
+	if fsutil.IsFile(filepath.Join(src, "go.mod")) {
 		target := importPath
 		if target == "" {
 			target = "."
@@ -100,7 +101,7 @@ func DetectLayout(srcDir, importPath string) (Layout, error) {
 		return Layout{}, fmt.Errorf("metadata.json: field \"path\" is empty and src/go.mod does not exist")
 	}
 	pkgDir := filepath.Join(src, filepath.FromSlash(importPath))
-	if isFile(filepath.Join(pkgDir, "go.mod")) {
+	if fsutil.IsFile(filepath.Join(pkgDir, "go.mod")) {
 		return Layout{Dir: pkgDir, Target: ".", Module: true, Vendor: isDir(filepath.Join(pkgDir, "vendor")), Summary: "module at src/" + importPath}, nil
 	}
 	if !isDir(pkgDir) {
@@ -312,7 +313,7 @@ func checkAsm(root, file, dir string, seen map[string]bool) error {
 			return fmt.Errorf("%s: #include %s: names a file outside the package (absolute paths and .. are refused)", relName(root, file), lit)
 		}
 		next := filepath.Join(dir, inc)
-		if isFile(next) && inside(root, next) {
+		if fsutil.IsFile(next) && inside(root, next) {
 			if err := checkAsm(root, next, dir, seen); err != nil {
 				return err
 			}
@@ -422,11 +423,6 @@ func lookupOK(env []string, key string) (string, bool) {
 		}
 	}
 	return v, found
-}
-
-func isFile(p string) bool {
-	info, err := os.Stat(p)
-	return err == nil && info.Mode().IsRegular()
 }
 
 func isDir(p string) bool {

@@ -44,6 +44,7 @@ import (
 
 	"github.com/kubecc/kubecc/pkg/chaincode"
 	"github.com/kubecc/kubecc/pkg/config"
+	"github.com/kubecc/kubecc/pkg/fsutil"
 	"github.com/kubecc/kubecc/pkg/image"
 )
 
@@ -171,7 +172,7 @@ func ReadPackageJSON(dir string) (*PackageJSON, error) {
 		return nil, fmt.Errorf("%s: field \"scripts.start\" is missing (Fabric starts Node.js chaincode with npm start, e.g. \"start\": \"fabric-chaincode-node start\")", name)
 	}
 	for _, lock := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
-		if info, err := os.Stat(filepath.Join(dir, lock)); err == nil && info.Mode().IsRegular() {
+		if fsutil.IsFile(filepath.Join(dir, lock)) {
 			pkg.Lockfile = lock
 			break
 		}
