@@ -511,12 +511,13 @@ func (h *harness) apiProxy(t *testing.T) *apiProxy {
 	return p
 }
 
-// runExe is the executable of the run process the peer started for a package (found
-// by its build output folder, named after the package ID, in its command line).
-func (h *harness) runExe(t *testing.T, packageID string) string {
-	t.Helper()
+// runHookProcs are the /proc folders of the run hooks the peer started for a package
+// (found by its build output folder, named after the package ID, in their command
+// lines; run-serverless keeps run's argv[0], as run execs it with the same arguments).
+func runHookProcs(packageID string) []string {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	want := strings.ReplaceAll(packageID, ":", "-")
+	var out []string
 	for _, d := range dirs {
 		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
 		if err != nil {
@@ -524,13 +525,22 @@ func (h *harness) runExe(t *testing.T, packageID string) string {
 		}
 		args := strings.Split(string(cmd), "\x00")
 		if len(args) > 1 && strings.HasSuffix(args[0], "/bin/run") && strings.Contains(args[1], want) {
-			exe, err := os.Readlink(filepath.Join(d, "exe"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return exe
+			out = append(out, d)
 		}
 	}
-	t.Fatalf("no run process for %s", packageID)
-	return ""
+	return out
+}
+
+// runExe is the executable of the run process the peer started for a package.
+func (h *harness) runExe(t *testing.T, packageID string) string {
+	t.Helper()
+	procs := runHookProcs(packageID)
+	if len(procs) == 0 {
+		t.Fatalf("no run process for %s", packageID)
+	}
+	exe, err := os.Readlink(filepath.Join(procs[0], "exe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
 }

@@ -4,9 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,25 +12,6 @@ import (
 
 // manyChaincodes is how many different packages TestManyChaincodes puts on one peer.
 const manyChaincodes = 20
-
-// runProcesses counts the run hooks the peer started for a package (found by the
-// build output folder, named after the package ID, in their command lines).
-func runProcesses(packageID string) int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	want := strings.ReplaceAll(packageID, ":", "-")
-	n := 0
-	for _, d := range dirs {
-		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmd), "\x00")
-		if len(args) > 1 && (strings.HasSuffix(args[0], "/bin/run") || strings.HasSuffix(args[0], "/bin/run-serverless")) && strings.Contains(args[1], want) {
-			n++
-		}
-	}
-	return n
-}
 
 // variantSource is the example chaincode with a line of its own, so that every
 // package compiles to a different binary and image.
@@ -131,7 +109,7 @@ func TestManyChaincodes(t *testing.T) {
 		for _, id := range ids {
 			pods := h.pods(t, id)
 			if len(pods) != 1 || pods[0].Name == old[id] || len(h.secrets(t, id)) != 1 ||
-				runProcesses(id) != 1 || len(h.chaincodeProcesses(t, id)) != 1 {
+				len(runHookProcs(id)) != 1 || len(h.chaincodeProcesses(t, id)) != 1 {
 				return false
 			}
 		}
