@@ -71,7 +71,7 @@ func p8Run(ctx context.Context, env *Env, n *network, dir, prefix string, count 
 	for i := range names {
 		names[i] = fmt.Sprintf("%s_%02d", prefix, i)
 		src := filepath.Join(dir, names[i])
-		if err := p8Variant(env.Root, src, names[i]); err != nil {
+		if err := exampleVariant(env.Root, src, names[i]); err != nil {
 			return res, err
 		}
 		pkgs[i] = filepath.Join(dir, names[i]+".tgz")
@@ -185,9 +185,9 @@ func p8Settled(ctx context.Context, n *network, ids []string, timeout time.Durat
 	}
 }
 
-// p8Variant copies the example chaincode into dst with a line of its own, so that no
+// exampleVariant copies the example chaincode into dst with a line of its own, so that no
 // two packages build the same image.
-func p8Variant(repo, dst, name string) error {
+func exampleVariant(repo, dst, name string) error {
 	src := filepath.Join(repo, "examples", "chaincode", "go")
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err

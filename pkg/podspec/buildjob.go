@@ -27,8 +27,14 @@ const (
 // BuildJob is one build of a source package in the cluster.
 type BuildJob struct {
 	Name string
-	// Toolchain is the language's toolchain image; kubecc comes from cfg.KubeccImage.
-	Toolchain string
+	// Image runs the build: the language's toolchain with kubecc at Kubecc.
+	Image  string
+	Kubecc string
+	// CopyKubeccFrom, when set, is kubecc's image: an init container copies kubecc into
+	// the pod first, and Image is the bare toolchain (Kubecc is then ignored).
+	CopyKubeccFrom string
+	// Arch, when set, is Image's only architecture: the pod goes to such a node.
+	Arch string
 	// Args are kubecc's arguments in the Job (its build-source command).
 	Args []string
 	// Env are the settings the build needs (registry, architecture, downloads).
@@ -38,8 +44,7 @@ type BuildJob struct {
 	Owner *metav1.OwnerReference
 }
 
-// Job is the build Job: kubecc copied from its image by an init container, then run
-// in the toolchain image, hardened like chaincode (non-root, no capabilities,
+// Job is the build Job: kubecc run in the toolchain image, hardened like chaincode (non-root, no capabilities,
 // read-only root, no service-account token), with the push credentials as a read-only
 // file and a deadline of cfg.BuildTimeout.
 func (b BuildJob) Job(cfg *config.Config) *batchv1.Job {
@@ -53,13 +58,11 @@ func (b BuildJob) Job(cfg *config.Config) *batchv1.Job {
 		// Upper case, the way images set it, so that this value replaces the image's.
 		{Name: "NPM_CONFIG_CACHE", Value: "/tmp/npm"},
 	}
-	mounts := []corev1.VolumeMount{
-		{Name: "kubecc", MountPath: buildKubeccDir, ReadOnly: true},
-		{Name: "tmp", MountPath: "/tmp"},
-	}
-	volumes := []corev1.Volume{
-		{Name: "kubecc", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmpLimit}}},
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmpLimit}}}}
+	if b.CopyKubeccFrom != "" {
+		mounts = append(mounts, corev1.VolumeMount{Name: "kubecc", MountPath: buildKubeccDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "kubecc", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
 	if cfg.BuildCache != "" {
 		env[3].Value, env[4].Value, env[5].Value = buildCacheDir+"/go-build", buildCacheDir+"/go-mod", buildCacheDir+"/npm"
@@ -111,17 +114,23 @@ func (b BuildJob) podSpec(cfg *config.Config, env []corev1.EnvVar, mounts []core
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
 	deadline := int64(cfg.BuildTimeout.Seconds())
-	spec := corev1.PodSpec{
-		RestartPolicy: corev1.RestartPolicyNever,
-		InitContainers: []corev1.Container{{
-			Name: "kubecc", Image: cfg.KubeccImage, ImagePullPolicy: corev1.PullIfNotPresent,
+	kubecc := b.Kubecc
+	var initContainers []corev1.Container
+	if b.CopyKubeccFrom != "" {
+		kubecc = buildKubeccDir + "/bin/kubecc"
+		initContainers = []corev1.Container{{
+			Name: "kubecc", Image: b.CopyKubeccFrom, ImagePullPolicy: corev1.PullIfNotPresent,
 			Args:            []string{buildKubeccDir},
 			VolumeMounts:    []corev1.VolumeMount{{Name: "kubecc", MountPath: buildKubeccDir}},
 			SecurityContext: secure,
-		}},
+		}}
+	}
+	spec := corev1.PodSpec{
+		RestartPolicy:  corev1.RestartPolicyNever,
+		InitContainers: initContainers,
 		Containers: []corev1.Container{{
-			Name: BuildContainerName, Image: b.Toolchain, ImagePullPolicy: corev1.PullIfNotPresent,
-			Command:                  append([]string{buildKubeccDir + "/bin/kubecc"}, b.Args...),
+			Name: BuildContainerName, Image: b.Image, ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:                  append([]string{kubecc}, b.Args...),
 			Env:                      env,
 			VolumeMounts:             mounts,
 			Resources:                cfg.BuildResources,
@@ -132,7 +141,7 @@ func (b BuildJob) podSpec(cfg *config.Config, env []corev1.EnvVar, mounts []core
 		AutomountServiceAccountToken: &no,
 		EnableServiceLinks:           &no,
 		ActiveDeadlineSeconds:        &deadline,
-		NodeSelector:                 cfg.BuildNodeSelector,
+		NodeSelector:                 b.nodeSelector(cfg),
 		Tolerations:                  cfg.BuildTolerations,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid,
@@ -143,4 +152,20 @@ func (b BuildJob) podSpec(cfg *config.Config, env []corev1.EnvVar, mounts []core
 		spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
 	}
 	return spec
+}
+
+// nodeSelector is the config's, plus the image's architecture unless the config
+// already chooses one.
+func (b BuildJob) nodeSelector(cfg *config.Config) map[string]string {
+	if b.Arch == "" {
+		return cfg.BuildNodeSelector
+	}
+	if _, ok := cfg.BuildNodeSelector[corev1.LabelArchStable]; ok {
+		return cfg.BuildNodeSelector
+	}
+	sel := map[string]string{corev1.LabelArchStable: b.Arch}
+	for k, v := range cfg.BuildNodeSelector {
+		sel[k] = v
+	}
+	return sel
 }

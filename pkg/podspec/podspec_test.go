@@ -227,12 +227,13 @@ func TestBuildJobIsHardenedAndCarriesNoSecretInEnv(t *testing.T) {
 	cfg.BuildPushSecret = "push-creds"
 	cfg.BuildCache = "go-cache"
 	cfg.BuildTimeout.Duration = 90 * time.Second
-	job := BuildJob{Name: "kubecc-build-x", Toolchain: "golang:1.26", Args: []string{"build-source", "--source", "s"},
-		Env: map[string]string{"KUBECC_REGISTRY": "reg/kubecc", "GOPROXY": "https://proxy"}}.Job(&cfg)
+	job := BuildJob{Name: "kubecc-build-x", Image: "reg/build@sha256:" + strings.Repeat("2", 64), Kubecc: "/opt/kubecc/bin/kubecc", Arch: "arm64",
+		Args: []string{"build-source", "--source", "s"},
+		Env:  map[string]string{"KUBECC_REGISTRY": "reg/kubecc", "GOPROXY": "https://proxy"}}.Job(&cfg)
 	spec := job.Spec.Template.Spec
 	c := spec.Containers[0]
-	if spec.InitContainers[0].Image != cfg.KubeccImage || c.Image != "golang:1.26" || c.Command[0] != "/kubecc/bin/kubecc" || c.Command[1] != "build-source" {
-		t.Fatalf("containers %+v %+v", spec.InitContainers[0], c)
+	if len(spec.InitContainers) != 0 || c.Command[0] != "/opt/kubecc/bin/kubecc" || c.Command[1] != "build-source" || spec.NodeSelector[corev1.LabelArchStable] != "arm64" {
+		t.Fatalf("build image job: %+v %+v %v", spec.InitContainers, c, spec.NodeSelector)
 	}
 	if *spec.AutomountServiceAccountToken || !*spec.SecurityContext.RunAsNonRoot || !*c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.Capabilities.Drop[0] != "ALL" {
 		t.Fatal("build pod not hardened")
@@ -262,6 +263,26 @@ func TestBuildJobIsHardenedAndCarriesNoSecretInEnv(t *testing.T) {
 	}
 	if job.Labels[LabelInstance] != "kubecc-build-x" || job.Spec.Template.Labels[LabelManagedBy] != ManagedBy {
 		t.Fatalf("labels %v", job.Labels)
+	}
+}
+
+// A toolchain kubecc could not be layered onto: an init container copies kubecc in.
+func TestBuildJobCopiesKubeccInWhenTheImageLacksIt(t *testing.T) {
+	p := params(t, false)
+	cfg := *p.Config
+	cfg.BuildNodeSelector = map[string]string{"pool": "builds"}
+	job := BuildJob{Name: "kubecc-build-x", Image: "golang:1.26", CopyKubeccFrom: "reg/kubecc:v1", Kubecc: "/ignored", Args: []string{"build-source"}}.Job(&cfg)
+	spec := job.Spec.Template.Spec
+	c := spec.Containers[0]
+	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Image != "reg/kubecc:v1" || c.Image != "golang:1.26" || c.Command[0] != "/kubecc/bin/kubecc" {
+		t.Fatalf("containers %+v %+v", spec.InitContainers, c)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || (m.Name == "kubecc" && m.MountPath == "/kubecc" && m.ReadOnly)
+	}
+	if !mounted || len(spec.NodeSelector) != 1 || spec.NodeSelector["pool"] != "builds" {
+		t.Fatalf("mounts %+v, node selector %v", c.VolumeMounts, spec.NodeSelector)
 	}
 }
 

@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -71,51 +73,73 @@ func (r *Runner) Run(ctx context.Context, p *build.Plan) (*build.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	// A kubelet reports a pull error of a Job's second container only on its next
-	// sync, seconds later; an image the registry says it does not have fails now.
-	for key, ref := range map[string]string{"kubeccImage": r.Config.KubeccImage, "buildImages." + p.Language.Type(): tool} {
-		if desc, err := r.Registry.Head(ctx, ref); err == nil && desc == nil {
-			return nil, fmt.Errorf("config key %s: image %s not found in its registry", key, ref)
-		}
-	}
 	kc, err := r.Connect()
 	if err != nil {
 		return nil, err
 	}
-	src, err := r.pushSource(ctx, p)
+	// The source goes up while the Job starts: kubecc in the Job waits for it by
+	// digest, and a pod takes longer to start than the push.
+	src, err := r.startSourcePush(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	defer r.deleteSource(src, log)
-	log.Printf("source pushed as %s (%s)", src, since(start))
-	job := podspec.BuildJob{
-		Name:      jobName(p),
-		Toolchain: tool,
-		Args:      []string{SourceCommand, "--source", src, "--expect", p.Tag, "--package-id", p.Input.PackageID},
-		Env:       r.jobEnv(p),
-		Labels:    map[string]string{podspec.LabelBuild: p.Hash[:16]},
-		Owner:     launch.FindPeerPod(ctx, kc, r.Config, r.Host),
-	}.Job(r.Config)
-	ns := r.Config.Namespace
-	if _, err := kc.Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create build job %s/%s: %w", ns, job.Name, err)
+	defer func() {
+		if src.wait() == nil {
+			r.deleteSource(src.ref, log)
+		}
+	}()
+	// The peer's Pod, the Job's owner, is looked up while the build image is; that
+	// also opens the connection the Job is created on.
+	owner := make(chan *metav1.OwnerReference, 1)
+	go func() { owner <- launch.FindPeerPod(ctx, kc, r.Config, r.Host) }()
+	img, err := r.buildImage(ctx, p.Language.Type(), tool, log)
+	peer := <-owner
+	if err != nil {
+		return nil, err
 	}
-	defer deleteJob(kc, ns, job.Name, log)
-	log.Printf("build job %s/%s created, image %s (%s)", ns, job.Name, tool, since(start))
-	ref, err := follow(ctx, kc, ns, job.Name, log)
+	spec := r.job(p, img, src.ref, peer)
+	ns := r.Config.Namespace
+	if _, err := kc.Jobs(ns).Create(ctx, spec, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create build job %s/%s: %w", ns, spec.Name, err)
+	}
+	defer deleteJob(kc, ns, spec.Name, log)
+	log.Printf("build job %s/%s created, build image %s (%s)", ns, spec.Name, img.describe(), since(start))
+	if err := src.wait(); err != nil {
+		return nil, err
+	}
+	log.Printf("source pushed as %s (%s)", src.ref, since(start))
+	ref, err := follow(ctx, kc, ns, spec.Name, log, r.reported(p))
 	if err != nil {
 		if ctx.Err() != nil {
-			log.Printf("stopping: deleting build job %s", job.Name)
+			log.Printf("stopping: deleting build job %s", spec.Name)
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
 	got, err := name.NewDigest(ref)
 	if err != nil || got.Context().Name() != mustRepo(p.Repo) {
-		return nil, fmt.Errorf("build job %s reported %q, want an image of %s by digest", job.Name, ref, p.Repo)
+		return nil, fmt.Errorf("build job %s reported %q, want an image of %s by digest", spec.Name, ref, p.Repo)
 	}
 	log.Printf("built in the cluster: %s (%s)", ref, since(start))
 	return &build.Result{Image: chaincode.ImageRef{Name: p.Repo, Digest: got.DigestStr()}}, nil
+}
+
+// job is the build Job of p, running img on the source artifact src.
+func (r *Runner) job(p *build.Plan, img buildImage, src string, owner *metav1.OwnerReference) *batchv1.Job {
+	job := podspec.BuildJob{
+		Name:           jobName(p),
+		Image:          img.Ref,
+		Kubecc:         KubeccPath,
+		CopyKubeccFrom: img.CopyFrom,
+		Args:           []string{SourceCommand, "--source", src, "--expect", p.Tag, "--package-id", p.Input.PackageID},
+		Env:            r.jobEnv(p),
+		Labels:         map[string]string{podspec.LabelBuild: p.Hash[:16]},
+		Owner:          owner,
+	}
+	if img.CopyFrom == "" {
+		job.Arch = r.Config.GOARCH // a build image is of one architecture
+	}
+	return job.Job(r.Config)
 }
 
 func mustRepo(repo string) string {
@@ -161,17 +185,36 @@ func jobName(p *build.Plan) string {
 	return fmt.Sprintf("kubecc-build-%s-%s-%s", names.Slug(p.Input.Metadata.Label, 28, "chaincode"), p.Hash[:8], hex.EncodeToString(b[:]))
 }
 
-func (r *Runner) pushSource(ctx context.Context, p *build.Plan) (string, error) {
+// sourcePush is the source artifact on its way to the registry.
+type sourcePush struct {
+	ref  string // repository@digest
+	done chan struct{}
+	err  error
+}
+
+func (s *sourcePush) wait() error {
+	<-s.done
+	return s.err
+}
+
+// startSourcePush packs the package's source and pushes it in the background.
+func (r *Runner) startSourcePush(ctx context.Context, p *build.Plan) (*sourcePush, error) {
 	img, err := sourceImage(p.Input.SrcDir, p.Input.Metadata.Raw)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	tag := p.Repo + ":src-" + p.Hash
-	digest, err := r.Registry.Push(ctx, tag, img)
+	digest, err := img.Digest()
 	if err != nil {
-		return "", fmt.Errorf("push source: %w", err)
+		return nil, fmt.Errorf("pack source: %w", err)
 	}
-	return p.Repo + "@" + digest.String(), nil
+	s := &sourcePush{ref: p.Repo + "@" + digest.String(), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if _, err := r.Registry.Push(ctx, p.Repo+":src-"+p.Hash, img); err != nil {
+			s.err = fmt.Errorf("push source: %w", err)
+		}
+	}()
+	return s, nil
 }
 
 // deleteSource removes the source artifact; a registry that refuses deletes keeps it
@@ -192,34 +235,43 @@ func deleteJob(kc kube.Client, ns, job string, log *launch.Log) {
 	}
 }
 
-// follow waits for the build pod to end and returns its termination message
-// (name@digest). Its log goes to the peer's as it comes.
-func follow(ctx context.Context, kc kube.Client, ns, job string, log *launch.Log) (string, error) {
+// follow waits for the build's result, name@digest, copying the pod's log into the
+// peer's as it comes. The result is kubecc's last line in the Job, taken as soon as it
+// is printed once confirm accepts it: waiting for the kubelet to report the exit adds
+// its next status round, up to a second. The termination message, read when the
+// container has exited, says the same.
+func follow(ctx context.Context, kc kube.Client, ns, job string, log *launch.Log, confirm func(context.Context, string) (string, bool)) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var logs sync.WaitGroup
-	defer logs.Wait()
-	started := false
+	w := &jobLog{kc: kc, ns: ns, job: job, log: log, results: make(chan string), quit: make(chan struct{})}
+	defer func() { cancel(); w.wait() }()
 	sel := labels.Set{podspec.LabelInstance: job}.String()
-	for ev := range launch.Follow(ctx, kc, ns, sel, job, log) {
+	events := launch.Follow(ctx, kc, ns, sel, job, log)
+	for {
+		var ev launch.PodEvent
+		var ok bool
+		select {
+		case line := <-w.results:
+			if ref, ok := confirm(ctx, line); ok {
+				return ref, nil
+			}
+			continue
+		case ev, ok = <-events:
+			if !ok {
+				return "", ctx.Err()
+			}
+		}
 		if ev.Deleted {
 			return "", fmt.Errorf("build pod %s was deleted", ev.Pod.Name)
 		}
 		st := launch.Classify(ev.Pod, podspec.BuildContainerName)
-		if !started && (st.State == launch.Started || st.State == launch.Exited) {
-			started = true
-			pod := ev.Pod.Name
-			logs.Add(1)
-			go func() {
-				defer logs.Done()
-				launch.StreamLogs(ctx, kc, ns, pod, podspec.BuildContainerName, log, func(line string) { log.Raw("build " + job + ": " + line) })
-			}()
+		if st.State == launch.Started || st.State == launch.Exited {
+			w.start(ctx, ev.Pod.Name)
 		}
 		switch st.State {
 		case launch.Failed:
 			return "", fmt.Errorf("build job %s: %w", job, st.Err)
 		case launch.Exited:
-			logs.Wait() // the compiler's lines first
+			w.wait() // the compiler's lines first: the stream ends with the container
 			var exit *launch.ExitError
 			if errors.As(st.Err, &exit) && exit.Code == 0 {
 				return strings.TrimSpace(st.Message), nil
@@ -227,7 +279,75 @@ func follow(ctx context.Context, kc kube.Client, ns, job string, log *launch.Log
 			return "", fmt.Errorf("build job %s failed (%w); its output is above in the peer log", job, st.Err)
 		}
 	}
-	return "", ctx.Err()
+}
+
+// jobLog copies a build pod's log into the peer's and hands on the lines that may be
+// the result.
+type jobLog struct {
+	kc      kube.Client
+	ns, job string
+	log     *launch.Log
+	results chan string   // lines that look like name@digest
+	quit    chan struct{} // closed when nobody reads results any more
+	once    sync.Once
+	started bool
+	copying sync.WaitGroup
+}
+
+func (w *jobLog) start(ctx context.Context, pod string) {
+	if w.started {
+		return
+	}
+	w.started = true
+	w.copying.Add(1)
+	go func() {
+		defer w.copying.Done()
+		launch.StreamLogs(ctx, w.kc, w.ns, pod, podspec.BuildContainerName, w.log, func(line string) {
+			w.log.Raw("build " + w.job + ": " + line)
+			if digestLine.MatchString(line) {
+				select {
+				case w.results <- line:
+				case <-w.quit:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}()
+}
+
+// wait stops handing on results and waits until the log is copied.
+func (w *jobLog) wait() {
+	w.once.Do(func() { close(w.quit) })
+	w.copying.Wait()
+}
+
+// digestLine is what kubecc build-source prints last: name@digest.
+var digestLine = regexp.MustCompile(`^\S+@sha256:[0-9a-f]{64}$`)
+
+// reported accepts a result line naming the plan's image that the registry holds
+// under the planned tag.
+func (r *Runner) reported(p *build.Plan) func(context.Context, string) (string, bool) {
+	return func(ctx context.Context, line string) (string, bool) {
+		d, err := name.NewDigest(line)
+		if err != nil || d.Context().Name() != mustRepo(p.Repo) {
+			return "", false
+		}
+		desc, err := r.Registry.Head(ctx, p.Tag)
+		if err != nil || desc == nil || desc.Digest.String() != d.DigestStr() {
+			return "", false
+		}
+		return line, true
+	}
+}
+
+func (b buildImage) describe() string {
+	switch {
+	case b.CopyFrom != "":
+		return b.Ref + " with kubecc from " + b.CopyFrom
+	case b.Pushed:
+		return b.Ref + " (new)"
+	}
+	return b.Ref
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +50,8 @@ type fixture struct {
 func newFixture(t *testing.T, env map[string]string) *fixture {
 	t.Helper()
 	host := imagetest.Loopback(t)
-	vars := map[string]string{"KUBECC_REGISTRY": host + "/kubecc", "KUBECC_REGISTRY_INSECURE": "true", "KUBECC_NAMESPACE": "cc", "KUBECC_IMAGE": "reg/kubecc:v1"}
+	vars := map[string]string{"KUBECC_REGISTRY": host + "/kubecc", "KUBECC_REGISTRY_INSECURE": "true", "KUBECC_NAMESPACE": "cc",
+		"KUBECC_IMAGE": host + "/kubecc-image:v1", "KUBECC_BUILD_IMAGE_GOLANG": host + "/toolchains/go:1"}
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -71,11 +76,33 @@ func newFixture(t *testing.T, env map[string]string) *fixture {
 	}
 	md, _ := chaincode.ParseMetadata("metadata.json", []byte(`{"type":"golang","path":"example.com/cc","label":"my_cc"}`))
 	reg := &image.Registry{Insecure: cfg.Insecure}
+	pushTestImage(t, reg, vars["KUBECC_BUILD_IMAGE_GOLANG"], 2, &v1.Config{User: "10001", Env: []string{"PATH=/usr/local/go/bin:/usr/bin"}})
+	if strings.HasPrefix(vars["KUBECC_IMAGE"], host+"/") {
+		pushTestImage(t, reg, vars["KUBECC_IMAGE"], 1, nil)
+	}
 	repo := host + "/kubecc/my-cc"
 	hash := strings.Repeat("ab", 32)
 	plan := &build.Plan{Input: build.Input{SrcDir: src, Metadata: md, PackageID: "my_cc:1"}, Language: golang.New(cfg, reg, nil, nil),
 		Hash: hash, Repo: repo, Tag: repo + ":" + hash, Created: time.Unix(0, 0).UTC()}
 	return &fixture{cfg: cfg, reg: reg, plan: plan, kc: kubetest.NewFake(), log: &syncBuf{}}
+}
+
+// pushTestImage pushes an image of random layers, with cfg as its configuration.
+func pushTestImage(t *testing.T, reg *image.Registry, ref string, layers int64, cfg *v1.Config) v1.Image {
+	t.Helper()
+	img, err := random.Image(256, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg != nil {
+		if img, err = mutate.Config(img, *cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.Push(context.Background(), ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func (f *fixture) runner() *Runner {
@@ -182,9 +209,7 @@ func TestRunnerFailsFastAndCleansUp(t *testing.T) {
 		want   string
 	}{
 		"compile error": {terminated(1, ""), "failed"},
-		"kubecc image not pullable": {corev1.PodStatus{InitContainerStatuses: []corev1.ContainerStatus{{Name: "kubecc",
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}}}}, "init container kubecc: ErrImagePull"},
-		"toolchain not pullable": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName,
+		"build image not pullable": {corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}}, "ImagePullBackOff"},
 		"out of memory":    {terminated(137, ""), "137"},
 		"deadline":         {corev1.PodStatus{Phase: corev1.PodFailed, Reason: "DeadlineExceeded", Message: "Pod was active on the node longer than the specified deadline"}, "deadline"},
@@ -234,10 +259,14 @@ func TestRunnerNeedsTheKubeccImage(t *testing.T) {
 func TestSourceArtifactRoundTripKeepsTheContentHash(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	ref, err := f.runner().pushSource(ctx, f.plan)
+	push, err := f.runner().startSourcePush(ctx, f.plan)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := push.wait(); err != nil {
+		t.Fatal(err)
+	}
+	ref := push.ref
 	dir := t.TempDir()
 	md, code, err := PullSource(ctx, f.reg, ref, dir, chaincode.DefaultLimits())
 	if err != nil {
@@ -266,5 +295,173 @@ func TestRunnerRefusesAMissingToolchainAtOnce(t *testing.T) {
 	}
 	if jobs, _ := f.kc.BatchV1().Jobs("cc").List(context.Background(), metav1.ListOptions{}); len(jobs.Items) != 0 {
 		t.Fatalf("a Job was created: %v", jobs.Items)
+	}
+}
+
+func running() corev1.PodStatus {
+	return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.BuildContainerName,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+}
+
+// The Job runs one container: the toolchain with kubecc's layer on top, pushed once.
+func TestRunnerLayersKubeccOntoTheToolchain(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	var built []string
+	for i := range 3 {
+		if i == 2 { // pinned by digest, as deployments should: the same image
+			for _, ref := range []*string{&f.cfg.BuildImages.Golang, &f.cfg.KubeccImage} {
+				desc, err := f.reg.Head(ctx, *ref)
+				if err != nil || desc == nil {
+					t.Fatal(err)
+				}
+				*ref = refAt(*ref, desc.Digest)
+			}
+		}
+		var job podspecJob
+		stop := f.playJob(func(name string) corev1.PodStatus {
+			job.set(f, name)
+			return terminated(0, f.plan.Repo+"@sha256:"+strings.Repeat("12", 32))
+		})
+		if _, err := f.runner().Run(ctx, f.plan); err != nil {
+			stop()
+			t.Fatalf("%v\n%s", err, f.log)
+		}
+		stop()
+		spec := job.get().Spec.Template.Spec
+		c := spec.Containers[0]
+		if len(spec.InitContainers) != 0 || c.Command[0] != KubeccPath || spec.NodeSelector[corev1.LabelArchStable] != "amd64" {
+			t.Fatalf("job: init %v, command %v, node selector %v", spec.InitContainers, c.Command, spec.NodeSelector)
+		}
+		built = append(built, c.Image)
+	}
+	if built[0] != built[1] || built[1] != built[2] || !strings.HasPrefix(built[0], f.cfg.Registry+"/"+BuildImagesRepo+"@sha256:") {
+		t.Fatalf("build images %v", built)
+	}
+	if n := strings.Count(f.log.String(), "(new)"); n != 1 {
+		t.Fatalf("build image pushed %d times, want once:\n%s", n, f.log)
+	}
+	img, err := f.reg.Image(ctx, built[0], v1.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool, _ := f.reg.Image(ctx, f.cfg.BuildImages.Golang, v1.Platform{OS: "linux", Architecture: "amd64"})
+	self, _ := f.reg.Image(ctx, f.cfg.KubeccImage, v1.Platform{OS: "linux", Architecture: "amd64"})
+	got, want := layerDigests(t, img), append(layerDigests(t, tool), layerDigests(t, self)...)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("layers %v, want the toolchain's then kubecc's %v", got, want)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil || cf.Config.User != "10001" || len(cf.Config.Env) != 1 || !strings.HasPrefix(cf.Config.Env[0], "PATH=/usr/local/go/bin") {
+		t.Fatalf("config %+v (%v): the toolchain's user and PATH must stay", cf.Config, err)
+	}
+}
+
+func layerDigests(t *testing.T, img v1.Image) []string {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d.String())
+	}
+	return out
+}
+
+// A kubecc image the hook cannot read (it is only reachable from the nodes, say):
+// the Job copies kubecc in with an init container instead.
+func TestRunnerFallsBackToAnInitContainer(t *testing.T) {
+	f := newFixture(t, map[string]string{"KUBECC_IMAGE": "127.0.0.1:1/kubecc:v1"})
+	var job podspecJob
+	stop := f.playJob(func(name string) corev1.PodStatus {
+		job.set(f, name)
+		return terminated(0, f.plan.Repo+"@sha256:"+strings.Repeat("12", 32))
+	})
+	_, err := f.runner().Run(context.Background(), f.plan)
+	stop()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, f.log)
+	}
+	spec := job.get().Spec.Template.Spec
+	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Image != "127.0.0.1:1/kubecc:v1" || spec.Containers[0].Image != f.cfg.BuildImages.Golang {
+		t.Fatalf("init %v, image %s", spec.InitContainers, spec.Containers[0].Image)
+	}
+	if !strings.Contains(f.log.String(), "warning: build image") {
+		t.Fatalf("no warning:\n%s", f.log)
+	}
+}
+
+// logClient serves text as every container's log, kept open until the caller stops.
+type logClient struct {
+	kube.Client
+	text string
+}
+
+func (c logClient) PodLogs(ctx context.Context, _, _ string, _ *corev1.PodLogOptions) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, c.text)
+		<-ctx.Done()
+		_ = pw.Close()
+	}()
+	return pr, nil
+}
+
+// The result is taken from kubecc's last line as soon as it is printed, once the
+// registry holds it under the planned tag: the pod here never reports an exit. A line
+// of the same form that the registry does not confirm is passed over.
+func TestRunnerTakesTheResultFromTheLog(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	img := pushTestImage(t, f.reg, f.plan.Tag, 1, nil)
+	d, _ := img.Digest()
+	real := f.plan.Repo + "@" + d.String()
+	forged := f.plan.Repo + "@sha256:" + strings.Repeat("ef", 32)
+	r := f.runner()
+	r.Connect = func() (kube.Client, error) {
+		return logClient{Client: clientset.Wrap(f.kc), text: "compiling\n" + forged + "\n" + real + "\n"}, nil
+	}
+	stop := f.playJob(func(string) corev1.PodStatus { return running() })
+	res, err := r.Run(ctx, f.plan)
+	stop()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, f.log)
+	}
+	if res.Image.Ref() != real {
+		t.Fatalf("result %s, want %s", res.Image.Ref(), real)
+	}
+	if !strings.Contains(f.log.String(), "compiling") {
+		t.Fatalf("the Job's log is not in the peer's:\n%s", f.log)
+	}
+	if n := f.leftovers(t); n != 0 {
+		t.Fatalf("%d jobs and pods left", n)
+	}
+}
+
+// The Job may ask for its source before the hook's push ends: it waits for it.
+func TestPullSourceWaitsForTheHooksPush(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	img, err := sourceImage(f.plan.Input.SrcDir, f.plan.Input.Metadata.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	ref := f.plan.Repo + "@" + d.String()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, _ = f.reg.Push(ctx, f.plan.Repo+":src-late", img)
+	}()
+	if _, _, err := PullSource(ctx, f.reg, ref, t.TempDir(), chaincode.DefaultLimits()); err != nil {
+		t.Fatalf("source pushed 300 ms late: %v", err)
+	}
+	if _, err := awaitSource(ctx, f.reg, f.plan.Repo+"@sha256:"+strings.Repeat("0", 64), 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "not in the registry after 200ms") {
+		t.Fatalf("a source that never comes: %v", err)
 	}
 }

@@ -72,10 +72,39 @@ func sourceImage(srcDir string, metadata []byte) (v1.Image, error) {
 	return mutate.AppendLayers(img, layer)
 }
 
+// sourceWait bounds how long a build Job waits for its source to arrive.
+const sourceWait = 30 * time.Second
+
+// awaitSource fetches ref, waiting while the registry does not have it yet: the build
+// hook pushes the source while the Job starts, and a registry tells nobody when a
+// manifest arrives, so this asks again after 50 ms, doubling up to a second.
+func awaitSource(ctx context.Context, reg *image.Registry, ref string, wait time.Duration) (v1.Image, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	delay := 50 * time.Millisecond
+	for {
+		img, err := reg.Image(ctx, ref, v1.Platform{OS: "linux", Architecture: "amd64"})
+		if err == nil || !image.IsNotFound(err) {
+			return img, err
+		}
+		next := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			next.Stop()
+			return nil, ctx.Err()
+		case <-deadline.C:
+			next.Stop()
+			return nil, fmt.Errorf("not in the registry after %s: %w", wait, err)
+		case <-next.C:
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
 // PullSource unpacks the source artifact ref into dir (dir/code and the metadata),
 // with the same checks as a package from the peer: it is untrusted input here too.
 func PullSource(ctx context.Context, reg *image.Registry, ref, dir string, limits chaincode.Limits) (*chaincode.Metadata, string, error) {
-	img, err := reg.Image(ctx, ref, v1.Platform{OS: "linux", Architecture: "amd64"})
+	img, err := awaitSource(ctx, reg, ref, sourceWait)
 	if err != nil {
 		return nil, "", fmt.Errorf("source %s: %w", ref, err)
 	}
