@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -24,6 +27,7 @@ import (
 type buildJobs struct {
 	mu   sync.Mutex
 	seen map[string]time.Time // name → first seen
+	jobs map[string]*batchv1.Job
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -36,7 +40,7 @@ func (h *harness) watchBuildJobs(t *testing.T, ns string) *buildJobs {
 		cancel()
 		t.Fatal(err)
 	}
-	b := &buildJobs{seen: map[string]time.Time{}, stop: cancel, done: make(chan struct{})}
+	b := &buildJobs{seen: map[string]time.Time{}, jobs: map[string]*batchv1.Job{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		defer w.Stop()
@@ -45,6 +49,7 @@ func (h *harness) watchBuildJobs(t *testing.T, ns string) *buildJobs {
 				b.mu.Lock()
 				if _, ok := b.seen[j.Name]; !ok {
 					b.seen[j.Name] = time.Now()
+					b.jobs[j.Name] = j
 				}
 				b.mu.Unlock()
 			}
@@ -65,6 +70,17 @@ func (b *buildJobs) names() map[string]time.Time {
 	out := map[string]time.Time{}
 	for k, v := range b.seen {
 		out[k] = v
+	}
+	return out
+}
+
+// specs returns the Jobs as they were created.
+func (b *buildJobs) specs() []*batchv1.Job {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*batchv1.Job
+	for _, j := range b.jobs {
+		out = append(out, j)
 	}
 	return out
 }
@@ -326,4 +342,117 @@ func TestClusterBuild(t *testing.T) {
 		in.peerPod(t, peer.Name, 90*time.Second)
 		in.noBuildObjects(t, in.ns, 3*time.Minute)
 	})
+
+	t.Run("7 a registry that wants credentials: the hooks, the build Job and the kubelet each log in with their own", func(t *testing.T) {
+		if b["REGISTRY_AUTH_POD"] == "" {
+			t.Skip("no basic-auth registry endpoint on this harness: run e2e/up.sh")
+		}
+		reg := startAuthRegistry(t, b["REGISTRY_AUTH_POD"], host.vars["REGISTRY"], b["REGISTRY_AUTH_CONFIG"])
+		resp, err := http.Get("http://" + reg.Addr + "/v2/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("anonymous GET /v2/ at %s: %s, want 401", reg.Addr, resp.Status)
+		}
+		ctx := context.Background()
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "kubecc-e2e-registry-auth"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: reg.DockerConfig}}
+		if _, err := host.kube.CoreV1().Secrets(host.ns).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = host.kube.CoreV1().Secrets(host.ns).Delete(context.Background(), secret.Name, metav1.DeleteOptions{})
+		})
+		cfg := clusterBuildConfig(b)
+		cfg["registry"] = reg.Addr + "/kubecc"
+		cfg["insecureRegistries"] = "[" + b["REGISTRY_POD"] + ", " + reg.Addr + "]"
+		cfg["imagePullSecrets"] = "[" + secret.Name + "]"
+		label := fmt.Sprintf("cb%d_auth", run)
+		pkg := host.goPackage(t, label)
+
+		// Without the push Secret the Job has no credentials: it cannot read its source.
+		host.withBuilderConfig(t, cfg)
+		jobs := host.watchBuildJobs(t, host.ns)
+		off := host.peerLogOffset(t)
+		if out, err := host.run(ctx, "peer", "lifecycle", "chaincode", "install", pkg); err == nil {
+			t.Fatalf("a build Job without the push Secret installed:\n%s", out)
+		}
+		if log := host.peerLogSince(t, off); !regexp.MustCompile(`UNAUTHORIZED|401 Unauthorized`).MatchString(log) {
+			t.Fatalf("no refusal of the registry in the peer log:\n%s", kubeccLines(log))
+		}
+		host.noBuildObjects(t, host.ns, 10*time.Second)
+		jobs.close()
+
+		cfg["buildPushSecret"] = secret.Name
+		host.withBuilderConfig(t, cfg)
+		jobs = host.watchBuildJobs(t, host.ns)
+		off = host.peerLogOffset(t)
+		id := host.install(t, pkg)
+		log := host.peerLogSince(t, off)
+		ref := lastBuiltImage(log, build.RepoName(label))
+		if !strings.HasPrefix(ref, reg.Addr+"/kubecc/") {
+			t.Fatalf("built %q, want an image in %s:\n%s", ref, reg.Addr, kubeccLines(log))
+		}
+		if !strings.Contains(log, "kubecc: image on node") || strings.Contains(log, "not pre-pulled") {
+			t.Fatalf("the kubelet did not pull %s with the pull Secret:\n%s", ref, kubeccLines(log))
+		}
+		specs := jobs.specs()
+		if len(specs) != 1 {
+			t.Fatalf("build Jobs %d, want one", len(specs))
+		}
+		assertCredentialsOnlyInTheSecret(t, specs[0], secret.Name, reg)
+		if strings.Contains(log, reg.Password) || strings.Contains(log, base64.StdEncoding.EncodeToString([]byte(reg.User+":"+reg.Password))) {
+			t.Fatal("the registry credentials are in the peer log")
+		}
+		name := fmt.Sprintf("cba%d", run)
+		host.deploy(t, name, id, 1)
+		if pod := host.runningPod(t, id, 60*time.Second); pod.Spec.Containers[0].Image != ref {
+			t.Fatalf("chaincode runs %s, built %s", pod.Spec.Containers[0].Image, ref)
+		}
+		host.mustInvoke(t, name, "put", "k", "private")
+		host.mustQuery(t, name, "private", "get", "k")
+		host.noBuildObjects(t, host.ns, 10*time.Second)
+	})
+}
+
+// assertCredentialsOnlyInTheSecret checks that the build Job gets the push credentials
+// as a read-only mount of the Secret, and nowhere in its env, arguments or labels.
+func assertCredentialsOnlyInTheSecret(t *testing.T, job *batchv1.Job, secret string, reg *authRegistry) {
+	t.Helper()
+	spec := job.Spec.Template.Spec
+	mounted := false
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret {
+			for _, m := range spec.Containers[0].VolumeMounts {
+				mounted = mounted || (m.Name == v.Name && m.ReadOnly)
+			}
+		}
+	}
+	if !mounted {
+		t.Fatalf("the push Secret %s is not mounted read-only in the build Job: %+v", secret, spec.Volumes)
+	}
+	pulls := false
+	for _, s := range spec.ImagePullSecrets {
+		pulls = pulls || s.Name == secret
+	}
+	if !pulls {
+		t.Fatalf("the build Job's pod has no pull Secret %s: %v", secret, spec.ImagePullSecrets)
+	}
+	var plain []string
+	plain = append(plain, spec.Containers[0].Command...)
+	plain = append(plain, spec.Containers[0].Args...)
+	for _, e := range spec.Containers[0].Env {
+		plain = append(plain, e.Value)
+	}
+	for k, v := range job.Labels {
+		plain = append(plain, k, v)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))
+	for _, s := range plain {
+		if strings.Contains(s, reg.Password) || strings.Contains(s, auth) {
+			t.Fatalf("the registry credentials are in the build Job's command, env or labels: %q", s)
+		}
+	}
 }

@@ -74,12 +74,34 @@ if command -v node >/dev/null; then
 fi
 kubecc_image=$(make --no-print-directory -C "$REPO_ROOT" image | tail -n1)
 [[ $go_image == *@sha256:* && $kubecc_image == *@sha256:* ]] || die "toolchain image '$go_image', kubecc image '$kubecc_image': want name@digest"
+# A registry endpoint that wants credentials: TestClusterBuild serves the harness
+# registry behind HTTP basic auth at REGISTRY_AUTH_POD while it runs. The password is
+# made once and kept in 0600 files: a Docker config, which the host peer's hooks read
+# (DOCKER_CONFIG, e2e/fabric/common.sh) and the test turns into a Secret.
+REGISTRY_AUTH_POD="$NODE_IP:5001"
+auth_dir="$KUBECC_E2E_ROOT/registry-auth"
+if [ ! -s "$auth_dir/config.json" ] || ! grep -q "\"$REGISTRY_AUTH_POD\"" "$auth_dir/config.json"; then
+	(
+		umask 077
+		mkdir -p "$auth_dir"
+		pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+		printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$REGISTRY_AUTH_POD" "$(printf 'kubecc-e2e:%s' "$pass" | base64 -w0)" >"$auth_dir/config.json.new"
+		mv -f "$auth_dir/config.json.new" "$auth_dir/config.json"
+	)
+fi
+# containerd pulls from it over plain HTTP, as from the registry itself (read per pull).
+mkdir -p "$KUBECC_E2E_ROOT/containerd/certs.d/$REGISTRY_AUTH_POD"
+printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n' \
+	"$REGISTRY_AUTH_POD" "$REGISTRY_AUTH_POD" >"$KUBECC_E2E_ROOT/containerd/certs.d/$REGISTRY_AUTH_POD/hosts.toml"
+
 cat >"$KUBECC_E2E_ROOT/builds.env.new" <<ENV
 # Written by e2e/up.sh: what builds in the cluster use on this harness.
 export GO_TOOLCHAIN_IMAGE=$go_image
 export NODE_IMAGE=$node_image
 export KUBECC_IMAGE=$kubecc_image
 export REGISTRY_POD=$REGISTRY_POD
+export REGISTRY_AUTH_POD=$REGISTRY_AUTH_POD
+export REGISTRY_AUTH_CONFIG=$auth_dir/config.json
 export BUILD_GOPROXY=$(go env GOPROXY)
 ENV
 mv -f "$KUBECC_E2E_ROOT/builds.env.new" "$KUBECC_E2E_ROOT/builds.env"

@@ -27,10 +27,12 @@ ORG1_ADMIN_MSP="$FABRIC_ORGS/peerOrganizations/org1.example.com/users/Admin@org1
 # Variables the peer hands to external builders (chaincode.externalBuilders[].propagateEnvironment).
 # Not KUBECONFIG: it would override the builder's config.yaml, whose kubeconfig holds the
 # service-account token bound to deploy/base/rbac.yaml, and the hooks would run as
-# the cluster admin the harness itself uses.
+# the cluster admin the harness itself uses. DOCKER_CONFIG is the folder of the Docker
+# config the hooks log in to registries with: the harness's (e2e/up.sh), which holds only
+# the credentials of its basic-auth registry endpoint.
 BUILDER_PROPAGATE=(HOME KUBECC_REGISTRY KUBECC_REGISTRY_INSECURE KUBECC_NAMESPACE
 	KUBECC_PEER_ADDRESS KUBECC_LAUNCH KUBECC_IDLE_TIMEOUT KUBECC_RELAY_ADDRESS KUBECC_CONFIG
-	GOCACHE GOMODCACHE GOPATH GOPROXY GOFLAGS GONOSUMDB GOPRIVATE GOSUMDB)
+	GOCACHE GOMODCACHE GOPATH GOPROXY GOFLAGS GONOSUMDB GOPRIVATE GOSUMDB DOCKER_CONFIG)
 
 mkdir -p "$KUBECC_E2E_LOGS" "$FABRIC_PIDS"
 

@@ -33,7 +33,9 @@ for h in detect build release run; do
 		mv -f "$PROCBUILDER_DIR/bin/.$h.new" "$PROCBUILDER_DIR/bin/$h"
 done
 BUILDERS="kubecc:$KUBECC_BUILDER_DIR,procbuilder:$PROCBUILDER_DIR"
-PARAMS="fabric=$FABRIC_VERSION${KUBECC_FABRIC_HOME:+@$KUBECC_FABRIC_HOME} peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT builders=$BUILDERS"
+# The builders' propagateEnvironment is in core.yaml: a new list is a new network.
+propagate_list="${BUILDER_PROPAGATE[*]}"
+PARAMS="fabric=$FABRIC_VERSION${KUBECC_FABRIC_HOME:+@$KUBECC_FABRIC_HOME} peer_tls=$PEER_TLS orderer_tls=$ORDERER_TLS ip=$IP builder=$KUBECC_BUILDER_DIR batch=$BATCH_TIMEOUT builders=$BUILDERS propagate=${propagate_list// /,}"
 
 t_up=$(now_ns)
 export PATH="$FABRIC_BIN:$PATH"
@@ -55,6 +57,7 @@ write_peer_env() {
 			case "$v" in GOCACHE | GOMODCACHE | GOPATH | GOPROXY | GOFLAGS | GOSUMDB | GONOSUMDB | GOPRIVATE)
 				[ -n "$val" ] || val=$(go env "$v")
 				;;
+			DOCKER_CONFIG) [ -n "$val" ] || val="$KUBECC_E2E_ROOT/registry-auth" ;;
 			esac
 			if [ -n "$val" ]; then printf 'export %s=%q\n' "$v" "$val"; fi
 		done
