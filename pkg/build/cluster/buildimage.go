@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,6 +31,8 @@ type buildImage struct {
 	// CopyFrom is kubecc's image when Ref is the bare toolchain: an init container then
 	// copies kubecc into the pod first.
 	CopyFrom string
+	// Arch is the build image's one architecture (kubecc's): its pods go to such nodes.
+	Arch string
 	// Pushed says the build image was new to the registry.
 	Pushed bool
 }
@@ -46,7 +49,7 @@ var errMissing = errors.New("not found in its registry")
 // back to the init container; an image its registry says is missing fails the build.
 func (r *Runner) buildImage(ctx context.Context, lang, tool string, log *launch.Log) (buildImage, error) {
 	fallback := buildImage{Ref: tool, CopyFrom: r.Config.KubeccImage}
-	ref, pushed, err := r.composeBuildImage(ctx, lang, tool)
+	img, err := r.composeBuildImage(ctx, lang, tool)
 	switch {
 	case errors.Is(err, errMissing):
 		return buildImage{}, err
@@ -56,50 +59,62 @@ func (r *Runner) buildImage(ctx context.Context, lang, tool string, log *launch.
 		log.Printf("warning: build image of %s and %s: %v; the Job copies kubecc in with an init container", tool, r.Config.KubeccImage, err)
 		return fallback, nil
 	}
-	return buildImage{Ref: ref, Pushed: pushed}, nil
+	return img, nil
 }
 
-func (r *Runner) composeBuildImage(ctx context.Context, lang, tool string) (ref string, pushed bool, err error) {
+func (r *Runner) composeBuildImage(ctx context.Context, lang, tool string) (buildImage, error) {
 	repo := r.Config.Registry + "/" + BuildImagesRepo
-	// The tag names the inputs (the two images' digests and the architecture), so a
-	// later build finds the image with one request; with both references pinned by
-	// digest, as deployments should, that request is the only one.
+	// The tag names the inputs (the two images' digests and kubecc's architecture), so
+	// a later build finds the image with one request; with both references pinned by
+	// digest, as deployments should, that request is the only one. kubecc's image is
+	// taken for this machine's architecture when it has several.
 	toolDigest, toolPinned := pinnedDigest(tool)
 	selfDigest, selfPinned := pinnedDigest(r.Config.KubeccImage)
 	if toolPinned && selfPinned {
-		if desc, err := r.Registry.Head(ctx, r.buildImageTag(repo, lang, toolDigest, selfDigest)); err == nil && desc != nil {
-			return repo + "@" + desc.Digest.String(), false, nil
+		if desc, err := r.Registry.Head(ctx, buildImageTag(repo, lang, toolDigest, selfDigest, runtime.GOARCH)); err == nil && desc != nil {
+			return buildImage{Ref: repo + "@" + desc.Digest.String(), Arch: runtime.GOARCH}, nil
 		}
 	}
-	if toolDigest, selfDigest, err = r.lookUp(ctx, lang, tool); err != nil {
-		return "", false, err
+	toolDigest, selfDigest, err := r.lookUp(ctx, lang, tool)
+	if err != nil {
+		return buildImage{}, err
 	}
-	tag := r.buildImageTag(repo, lang, toolDigest, selfDigest)
+	self, err := r.Registry.Image(ctx, refAt(r.Config.KubeccImage, selfDigest), v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	if err != nil {
+		return buildImage{}, err
+	}
+	cf, err := self.ConfigFile()
+	if err != nil {
+		return buildImage{}, fmt.Errorf("kubecc image: %w", err)
+	}
+	arch := cf.Architecture
+	if arch == "" {
+		return buildImage{}, fmt.Errorf("kubecc image %s names no architecture", r.Config.KubeccImage)
+	}
+	tag := buildImageTag(repo, lang, toolDigest, selfDigest, arch)
 	if desc, err := r.Registry.Head(ctx, tag); err == nil && desc != nil {
-		return repo + "@" + desc.Digest.String(), false, nil
+		return buildImage{Ref: repo + "@" + desc.Digest.String(), Arch: arch}, nil
 	}
-	platform := v1.Platform{OS: "linux", Architecture: r.Config.GOARCH}
-	base, err := r.Registry.Image(ctx, refAt(tool, toolDigest), platform)
+	base, err := r.Registry.Image(ctx, refAt(tool, toolDigest), v1.Platform{OS: "linux", Architecture: arch})
 	if err != nil {
-		return "", false, err
+		return buildImage{}, err
 	}
-	self, err := r.Registry.Image(ctx, refAt(r.Config.KubeccImage, selfDigest), platform)
-	if err != nil {
-		return "", false, err
+	if bcf, err := base.ConfigFile(); err != nil || bcf.Architecture != arch {
+		return buildImage{}, fmt.Errorf("toolchain %s has no linux/%s image, the architecture of kubecc's image (%v)", tool, arch, err)
 	}
 	img, err := withKubecc(base, self)
 	if err != nil {
-		return "", false, err
+		return buildImage{}, err
 	}
 	digest, err := r.Registry.Push(ctx, tag, img)
 	if err != nil {
-		return "", false, err
+		return buildImage{}, err
 	}
-	return repo + "@" + digest.String(), true, nil
+	return buildImage{Ref: repo + "@" + digest.String(), Arch: arch, Pushed: true}, nil
 }
 
-func (r *Runner) buildImageTag(repo, lang string, tool, kubecc v1.Hash) string {
-	sum := sha256.Sum256([]byte(tool.String() + "\n" + kubecc.String() + "\n" + r.Config.GOARCH))
+func buildImageTag(repo, lang string, tool, kubecc v1.Hash, arch string) string {
+	sum := sha256.Sum256([]byte(tool.String() + "\n" + kubecc.String() + "\n" + arch))
 	return repo + ":" + lang + "-" + hex.EncodeToString(sum[:])[:24]
 }
 

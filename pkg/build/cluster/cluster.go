@@ -136,9 +136,7 @@ func (r *Runner) job(p *build.Plan, img buildImage, src string, owner *metav1.Ow
 		Labels:         map[string]string{podspec.LabelBuild: p.Hash[:16]},
 		Owner:          owner,
 	}
-	if img.CopyFrom == "" {
-		job.Arch = r.Config.GOARCH // a build image is of one architecture
-	}
+	job.Arch = img.Arch
 	return job.Job(r.Config)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,15 @@ func pushTestImage(t *testing.T, reg *image.Registry, ref string, layers int64, 
 		if img, err = mutate.Config(img, *cfg); err != nil {
 			t.Fatal(err)
 		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := reg.Push(context.Background(), ref, img); err != nil {
 		t.Fatal(err)
@@ -330,7 +340,7 @@ func TestRunnerLayersKubeccOntoTheToolchain(t *testing.T) {
 		stop()
 		spec := job.get().Spec.Template.Spec
 		c := spec.Containers[0]
-		if len(spec.InitContainers) != 0 || c.Command[0] != KubeccPath || spec.NodeSelector[corev1.LabelArchStable] != "amd64" {
+		if len(spec.InitContainers) != 0 || c.Command[0] != KubeccPath || spec.NodeSelector[corev1.LabelArchStable] != runtime.GOARCH {
 			t.Fatalf("job: init %v, command %v, node selector %v", spec.InitContainers, c.Command, spec.NodeSelector)
 		}
 		built = append(built, c.Image)
