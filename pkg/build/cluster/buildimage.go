@@ -41,10 +41,9 @@ type buildImage struct {
 var errMissing = errors.New("not found in its registry")
 
 // buildImage returns the toolchain with kubecc's layer on top, pushed once per pair
-// of digests to the registry chaincode images go to. A Job of one container starts
-// about a kubelet status round (a second) sooner than one that first runs an init
-// container to copy kubecc in, because the kubelet notices an init container's exit
-// only at its next relist. When the hook cannot read either image or cannot push (a
+// of digests to the registry chaincode images go to. A Job of one container starts a
+// kubelet status round sooner than one that first runs an init container to copy
+// kubecc in: the kubelet notices an init container's exit only at its next relist. When the hook cannot read either image or cannot push (a
 // toolchain the nodes pull through a mirror the peer cannot reach, say), the Job falls
 // back to the init container; an image its registry says is missing fails the build.
 func (r *Runner) buildImage(ctx context.Context, lang, tool string, log *launch.Log) (buildImage, error) {
@@ -99,8 +98,12 @@ func (r *Runner) composeBuildImage(ctx context.Context, lang, tool string) (buil
 	if err != nil {
 		return buildImage{}, err
 	}
-	if bcf, err := base.ConfigFile(); err != nil || bcf.Architecture != arch {
-		return buildImage{}, fmt.Errorf("toolchain %s has no linux/%s image, the architecture of kubecc's image (%v)", tool, arch, err)
+	bcf, err := base.ConfigFile()
+	if err != nil {
+		return buildImage{}, fmt.Errorf("toolchain %s: %w", tool, err)
+	}
+	if bcf.Architecture != arch {
+		return buildImage{}, fmt.Errorf("toolchain %s has no linux/%s image, the architecture of kubecc's image", tool, arch)
 	}
 	img, err := withKubecc(base, self)
 	if err != nil {
