@@ -44,9 +44,9 @@ type BuildJob struct {
 	Owner *metav1.OwnerReference
 }
 
-// Job is the build Job: kubecc run in the toolchain image, hardened like chaincode (non-root, no capabilities,
-// read-only root, no service-account token), with the push credentials as a read-only
-// file and a deadline of cfg.BuildTimeout.
+// Job is the build Job: kubecc run in the toolchain image, hardened like chaincode
+// (non-root, no capabilities, read-only root, no service-account token), with the push
+// credentials as a read-only file and a deadline of cfg.BuildTimeout.
 func (b BuildJob) Job(cfg *config.Config) *batchv1.Job {
 	tmpLimit := resource.MustParse("4Gi")
 	env := []corev1.EnvVar{

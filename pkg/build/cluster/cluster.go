@@ -126,18 +126,17 @@ func (r *Runner) Run(ctx context.Context, p *build.Plan) (*build.Result, error) 
 
 // job is the build Job of p, running img on the source artifact src.
 func (r *Runner) job(p *build.Plan, img buildImage, src string, owner *metav1.OwnerReference) *batchv1.Job {
-	job := podspec.BuildJob{
+	return podspec.BuildJob{
 		Name:           jobName(p),
 		Image:          img.Ref,
 		Kubecc:         KubeccPath,
 		CopyKubeccFrom: img.CopyFrom,
+		Arch:           img.Arch,
 		Args:           []string{SourceCommand, "--source", src, "--expect", p.Tag, "--package-id", p.Input.PackageID},
 		Env:            r.jobEnv(p),
 		Labels:         map[string]string{podspec.LabelBuild: p.Hash[:16]},
 		Owner:          owner,
-	}
-	job.Arch = img.Arch
-	return job.Job(r.Config)
+	}.Job(r.Config)
 }
 
 func mustRepo(repo string) string {
