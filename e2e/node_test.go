@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubecc/kubecc/pkg/build"
 	"github.com/kubecc/kubecc/pkg/chaincode"
+	"github.com/kubecc/kubecc/pkg/image/imagetest"
 )
 
 const (
@@ -128,19 +129,7 @@ func (h *harness) imageLayers(t *testing.T, ref string) (*v1.ConfigFile, []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d.String())
-	}
-	return cf, out
+	return cf, imagetest.LayerDigests(t, img)
 }
 
 var uploaded = regexp.MustCompile(`pushed (\S+)@\S+ \(\d+ bytes compressed; uploaded (\d+) layers, (\d+) bytes\)`)

@@ -357,7 +357,7 @@ func TestRunnerLayersKubeccOntoTheToolchain(t *testing.T) {
 	}
 	tool, _ := f.reg.Image(ctx, f.cfg.BuildImages.Golang, v1.Platform{OS: "linux", Architecture: "amd64"})
 	self, _ := f.reg.Image(ctx, f.cfg.KubeccImage, v1.Platform{OS: "linux", Architecture: "amd64"})
-	got, want := layerDigests(t, img), append(layerDigests(t, tool), layerDigests(t, self)...)
+	got, want := imagetest.LayerDigests(t, img), append(imagetest.LayerDigests(t, tool), imagetest.LayerDigests(t, self)...)
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("layers %v, want the toolchain's then kubecc's %v", got, want)
 	}
@@ -365,23 +365,6 @@ func TestRunnerLayersKubeccOntoTheToolchain(t *testing.T) {
 	if err != nil || cf.Config.User != "10001" || len(cf.Config.Env) != 1 || !strings.HasPrefix(cf.Config.Env[0], "PATH=/usr/local/go/bin") {
 		t.Fatalf("config %+v (%v): the toolchain's user and PATH must stay", cf.Config, err)
 	}
-}
-
-func layerDigests(t *testing.T, img v1.Image) []string {
-	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, d.String())
-	}
-	return out
 }
 
 // A kubecc image the hook cannot read (it is only reachable from the nodes, say):
